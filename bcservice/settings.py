@@ -1,0 +1,228 @@
+"""Settings for bcservice, read from environment variables with safe defaults.
+
+With nothing set the service runs on its embedded default: SQLite and the django-q2 ORM broker.
+``DATABASE_URL`` switches the store to PostgreSQL (psycopg 3), ``BC_REDIS_URL`` the broker to Redis,
+and ``BC_PRODUCTION=1`` turns on the hardened settings that pass ``manage.py check --deploy``.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+PRODUCTION = env_bool("BC_PRODUCTION")
+DEBUG = env_bool("BC_DEBUG", default=False)
+
+_DEV_KEY = "django-insecure-dev-only-key-not-for-production-use-0123456789"  # noqa: S105
+SECRET_KEY = os.environ.get("BC_SECRET_KEY", "" if PRODUCTION else _DEV_KEY)
+if not SECRET_KEY:
+    raise ImproperlyConfigured("BC_SECRET_KEY must be set when BC_PRODUCTION=1")
+
+ALLOWED_HOSTS = env_list("BC_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("BC_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "guardian",
+    "simple_history",
+    "django_q",
+    "django_htmx",
+    "audit",
+    "inventory",
+    "connectors",
+    "approvals",
+    "executions",
+    "notifications",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "bcservice.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "bcservice.urls"
+WSGI_APPLICATION = "bcservice.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The state store: SQLite unless DATABASE_URL says otherwise.
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("BC_DB_CONN_MAX_AGE", "0")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers (web + worker) on SQLite need WAL and a busy timeout, and BEGIN IMMEDIATE
+    # so that the audit chain append serialises instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    if os.environ.get("BC_SQLITE_PATH"):
+        DATABASES["default"]["NAME"] = os.environ["BC_SQLITE_PATH"]
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user object
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(os.environ.get("BC_STATIC_ROOT", BASE_DIR / "var" / "static"))
+STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.exists()]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+LOGIN_URL = "/admin/login/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "bcservice.api.pagination.StandardPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "bcservice.api.exceptions.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "bcservice API",
+    "DESCRIPTION": "Business Continuity service: DR readiness, approvals, executions, audit.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# django-q2: the ORM broker by default, Redis when BC_REDIS_URL is set.
+Q_CLUSTER = {
+    "name": "bcservice",
+    "workers": int(os.environ.get("BC_Q_WORKERS", "4")),
+    "timeout": int(os.environ.get("BC_Q_TIMEOUT", "900")),
+    "retry": int(os.environ.get("BC_Q_RETRY", "1200")),
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if os.environ.get("BC_REDIS_URL"):
+    Q_CLUSTER["redis"] = os.environ["BC_REDIS_URL"]
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = float(os.environ.get("BC_Q_POLL", "0.5"))
+
+# Secrets for the demo come from the environment or a local file; see connectors/secrets.py.
+BC_SECRETS_FILE = os.environ.get("BC_SECRETS_FILE", str(BASE_DIR / "var" / "secrets.json"))
+BC_VAULT_ADDR = os.environ.get("BC_VAULT_ADDR", "")
+BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
+
+LOG_LEVEL = os.environ.get("BC_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "bcservice.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "bcservice.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "snowflake.connector": {"level": "WARNING"},
+    },
+}
+
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("BC_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(os.environ.get("BC_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
