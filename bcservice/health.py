@@ -1,4 +1,4 @@
-"""Liveness (/healthz: the process answers) and readiness (/readyz: database and broker reachable)."""
+"""Liveness (/healthz: the process answers) and readiness (/readyz: database and broker up)."""
 
 from django.conf import settings
 from django.db import connection

@@ -18,7 +18,9 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(_BaseJsonFormatter):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("fmt", "%(asctime)s %(levelname)s %(name)s %(message)s")
-        kwargs.setdefault("rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"})
+        kwargs.setdefault(
+            "rename_fields", {"asctime": "time", "levelname": "level", "name": "logger"}
+        )
         kwargs.setdefault("timestamp", False)
         super().__init__(*args, **kwargs)
 

@@ -28,7 +28,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 PRODUCTION = env_bool("BC_PRODUCTION")
 DEBUG = env_bool("BC_DEBUG", default=False)
 
-_DEV_KEY = "django-insecure-dev-only-key-not-for-production-use-0123456789"  # noqa: S105
+_DEV_KEY = "django-insecure-dev-only-key-not-for-production-use-0123456789"
 SECRET_KEY = os.environ.get("BC_SECRET_KEY", "" if PRODUCTION else _DEV_KEY)
 if not SECRET_KEY:
     raise ImproperlyConfigured("BC_SECRET_KEY must be set when BC_PRODUCTION=1")
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "simple_history",
     "django_q",
     "django_htmx",
+    "bcservice",
     "audit",
     "inventory",
     "connectors",

@@ -37,7 +37,9 @@ SCHEMAS: dict[str, dict[str, Key]] = {
     "mongodb": {
         "hosts": Key(list, required=True, help="seed list, host:port strings"),
         "replica_set": Key(str, required=True),
-        "primary_member": Key(str, required=True, help="host:port of the member at the primary site"),
+        "primary_member": Key(
+            str, required=True, help="host:port of the member at the primary site"
+        ),
         "dr_member": Key(str, required=True, help="host:port of the member at the DR site"),
         "auth_source": Key(str, default="admin"),
         "tls": Key(bool, default=False),

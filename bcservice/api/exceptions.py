@@ -27,7 +27,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             {"detail": exc.message, "state": exc.current_state}, status=status.HTTP_409_CONFLICT
         )
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        detail = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         exc = ValidationError(detail=detail)
     response = drf_exception_handler(exc, context)
     if response is None and isinstance(exc, IntegrityError):

@@ -1,0 +1,34 @@
+"""JSON-safe snapshots of model instances for the before/after of audit events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+# Field names that must never be copied into the audit log, whatever model they are on.
+_REDACTED = {"password", "key", "token", "secret"}
+
+
+def json_safe(value: Any) -> Any:
+    """Round-trip through JSON so the stored value is exactly what the hash was computed over."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
+    if instance is None:
+        return None
+    data: dict[str, Any] = {}
+    for field in instance._meta.concrete_fields:
+        if field.name in _REDACTED:
+            continue
+        data[field.attname] = field.value_from_object(instance)
+    return json_safe(data)
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """Names of the fields that differ; used to skip no-op updates."""
+    before, after = before or {}, after or {}
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))

@@ -1,0 +1,33 @@
+"""Serializer helpers shared by the apps' API packages."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from rest_framework import serializers
+
+
+class ModelCleanMixin:
+    """Run the model's own ``full_clean`` on the would-be instance so the API refuses exactly
+    what the admin refuses, with the same field errors (as HTTP 400)."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        model: type[models.Model] = self.Meta.model
+        instance = model() if self.instance is None else self._copy(self.instance)
+        for key, value in attrs.items():
+            if not isinstance(model._meta.get_field(key), models.ManyToManyField):
+                setattr(instance, key, value)
+        try:
+            instance.full_clean(validate_unique=True)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        return attrs
+
+    @staticmethod
+    def _copy(instance: models.Model) -> models.Model:
+        clone = type(instance)()
+        for field in instance._meta.concrete_fields:
+            setattr(clone, field.attname, getattr(instance, field.attname))
+        clone._state.adding = False
+        return clone
