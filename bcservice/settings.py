@@ -190,6 +190,9 @@ else:
 # Secrets for the demo come from the environment or a local file; see connectors/secrets.py.
 BC_SECRETS_FILE = os.environ.get("BC_SECRETS_FILE", str(BASE_DIR / "var" / "secrets.json"))
 BC_VAULT_ADDR = os.environ.get("BC_VAULT_ADDR", "")
+# "module:function" returning a DB-API connection; the demo points it at the lab's scripted
+# Snowflake. Empty means the real snowflake.connector.connect.
+BC_SNOWFLAKE_CONNECTION_FACTORY = os.environ.get("BC_SNOWFLAKE_CONNECTION_FACTORY", "")
 BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
 
 LOG_LEVEL = os.environ.get("BC_LOG_LEVEL", "INFO")

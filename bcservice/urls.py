@@ -8,6 +8,10 @@ from bcservice import health
 
 api_v1 = [
     path("", include("inventory.api.urls")),
+    path("", include("connectors.api.urls")),
+    path("", include("approvals.api.urls")),
+    path("", include("executions.api.urls")),
+    path("", include("audit.api.urls")),
 ]
 
 urlpatterns = [

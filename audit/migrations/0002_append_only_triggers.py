@@ -37,7 +37,7 @@ SQLITE_DOWN = [
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_UP)
+        schema_editor.execute(PG_UP, params=None)
     elif schema_editor.connection.vendor == "sqlite":
         for statement in SQLITE_UP:
             schema_editor.execute(statement)
@@ -47,7 +47,7 @@ def install(apps, schema_editor):
 
 def remove(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PG_DOWN)
+        schema_editor.execute(PG_DOWN, params=None)
     else:
         for statement in SQLITE_DOWN:
             schema_editor.execute(statement)
