@@ -28,7 +28,12 @@ def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
     return json_safe(data)
 
 
+# Bookkeeping fields that change on every save and say nothing about the change itself.
+_NOISE = frozenset({"updated_at"})
+
+
 def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    """Names of the fields that differ; used to skip no-op updates."""
+    """Names of the fields that differ (ignoring timestamps); used to skip no-op updates."""
     before, after = before or {}, after or {}
-    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    keys = (set(before) | set(after)) - _NOISE
+    return sorted(k for k in keys if before.get(k) != after.get(k))

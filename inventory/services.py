@@ -27,18 +27,19 @@ def save_object(*, actor: Any, instance: models.Model) -> models.Model:
         before = snapshot(previous)
         creating = previous is None
     instance.full_clean()
+    if not creating and not diff(before, snapshot(instance)):
+        return instance  # nothing changed: no save, no history row, no audit event
     if actor is not None and getattr(actor, "is_authenticated", False):
         instance._history_user = actor
     instance.save()
     after = snapshot(instance)
-    if creating or diff(before, after):
-        audit.record(
-            action=f"{_label(instance)}.{'created' if creating else 'updated'}",
-            actor=actor,
-            obj=instance,
-            before=before,
-            after=after,
-        )
+    audit.record(
+        action=f"{_label(instance)}.{'created' if creating else 'updated'}",
+        actor=actor,
+        obj=instance,
+        before=before,
+        after=after,
+    )
     return instance
 
 

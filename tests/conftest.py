@@ -20,6 +20,13 @@ from bcservice.services import user_set_roles
 _counter = itertools.count(1)
 
 
+def pytest_configure(config: Any) -> None:
+    from django.conf import settings
+
+    # Password hashing at production strength costs ~0.5 s per user; tests make hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     from django.conf import settings
 

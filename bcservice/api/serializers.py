@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
@@ -16,7 +17,11 @@ class ModelCleanMixin:
         model: type[models.Model] = self.Meta.model
         instance = model() if self.instance is None else self._copy(self.instance)
         for key, value in attrs.items():
-            if not isinstance(model._meta.get_field(key), models.ManyToManyField):
+            try:
+                field = model._meta.get_field(key)
+            except FieldDoesNotExist:
+                continue  # a write-only helper field (e.g. member_ids), not a model field
+            if not field.many_to_many:
                 setattr(instance, key, value)
         try:
             instance.full_clean(validate_unique=True)
