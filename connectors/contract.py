@@ -131,6 +131,72 @@ class Target:
     resource_id: int | None = None
 
 
+# --- Execution hooks -------------------------------------------------------------------------
+# A connector turns a request kind into a plan: prechecks, then state-changing steps, then
+# postchecks. The runner (executions app) records each as an ExecutionStep, enforces timeouts,
+# and after a worker crash asks ``verify`` whether a state-changing step took effect before
+# anything continues.
+
+
+class Phase(enum.StrEnum):
+    PRECHECK = "precheck"
+    STEP = "step"
+    POSTCHECK = "postcheck"
+
+
+class Verified(enum.StrEnum):
+    """What the target says about a state-changing step that may or may not have run."""
+
+    DONE = "done"
+    NOT_DONE = "not_done"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class StepResult:
+    ok: bool
+    detail: str = ""
+    # Values seen (markers, roles, timings); shown on the step and kept as evidence.
+    data: dict[str, Any] = field(default_factory=dict)
+    # A precheck failure that policy may let an operator override with a recorded reason.
+    overridable: bool = False
+
+
+@dataclass
+class ExecutionContext:
+    """What a step gets. ``state`` is persisted after every step (JSON-safe values only), so a
+    resumed execution sees what earlier steps learned, e.g. the final LSN of a fenced primary."""
+
+    target: Target
+    kind: str  # failover, switchover, failback, drill
+    promote_site: str  # "primary" or "dr": the configured site whose member ends up primary
+    overrides: frozenset[str] = frozenset()  # step names/guards the operator chose to override
+    state: dict[str, Any] = field(default_factory=dict)
+    log: Callable[[str], None] = print
+
+
+StepFn = Callable[[ExecutionContext], StepResult]
+VerifyFn = Callable[[ExecutionContext], Verified]
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    name: str
+    phase: Phase
+    run: StepFn
+    description: str = ""
+    changes_state: bool = False
+    # Safe to run again after a crash (only then may the runner resume by re-running it).
+    idempotent: bool = True
+    # For state-changing steps: did it take effect? Asked after a crash before continuing.
+    verify: VerifyFn | None = None
+    timeout_seconds: float = 60.0
+
+
+class NotSupported(Exception):
+    """The connector cannot run this kind here; the message says why (shown before start)."""
+
+
 class Connector(ABC):
     """One platform. Subclasses are stateless; the registry holds one instance per platform."""
 
@@ -143,3 +209,11 @@ class Connector(ABC):
     @abstractmethod
     def observe(self, target: Target) -> Observation:
         """Read-only look at both sides. Never raises for target problems."""
+
+    def plan(self, kind: str, target: Target) -> list[PlanStep]:
+        """The steps for ``kind``; raise NotSupported with the reason when it cannot be done.
+
+        Credentials for state-changing work are fetched inside the step functions with
+        ``target.credentials("execute")``, never while planning.
+        """
+        raise NotSupported(f"{self.platform}: {kind} is not implemented by this connector")
