@@ -1,0 +1,147 @@
+"""What a request's scope (one resource or one group) means: members, the tier and environment
+policy is resolved for, valid target sites, the readiness shown with each vote, and a fingerprint
+that changes when the scope changes under an approval (members, their order or their sites).
+
+Reads inventory only (the arrow points approvals -> inventory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from approvals.choices import RequestKind
+from inventory.choices import Environment
+from inventory.models import Resource, ResourceGroup, ResourceStatus, Site
+
+# Strictest first: a group mixing environments is treated as its strictest member.
+_ENV_STRICTNESS = [
+    Environment.PRODUCTION,
+    Environment.STAGING,
+    Environment.DEVELOPMENT,
+    Environment.TEST,
+]
+# Observed roles (connector contract) that mean "this side accepts writes".
+_PRIMARY_ROLE = "primary"
+
+
+def members(*, resource: Resource | None, group: ResourceGroup | None) -> list[Resource]:
+    """The resources a scope covers, in run order, with their status loaded."""
+    if resource is not None:
+        return list(
+            Resource.objects.select_related("status", "primary_site", "dr_site").filter(
+                pk=resource.pk
+            )
+        )
+    if group is None:
+        return []
+    ordered = (
+        group.memberships.select_related(
+            "resource__status", "resource__primary_site", "resource__dr_site"
+        )
+        .order_by("position", "id")
+        .all()
+    )
+    return [m.resource for m in ordered]
+
+
+def profile(
+    *, resource: Resource | None, group: ResourceGroup | None, scope_members: list[Resource]
+) -> tuple[int, str]:
+    """(tier, environment) used to resolve the policy: a group takes its strictest values."""
+    if resource is not None:
+        return resource.tier, resource.environment
+    tiers = [m.tier for m in scope_members] + ([group.tier] if group is not None else [])
+    envs = {m.environment for m in scope_members}
+    environment = next((e for e in _ENV_STRICTNESS if e in envs), Environment.PRODUCTION)
+    return min(tiers) if tiers else 1, str(environment)
+
+
+def _status(resource: Resource) -> ResourceStatus | None:
+    try:
+        return resource.status
+    except ResourceStatus.DoesNotExist:
+        return None
+
+
+def current_primary_site_id(resource: Resource) -> int:
+    """The site that is primary now: the configured one unless monitoring saw the roles swapped."""
+    status = _status(resource)
+    if (
+        status is not None
+        and status.dr_role == _PRIMARY_ROLE
+        and status.primary_role != _PRIMARY_ROLE
+    ):
+        return resource.dr_site_id
+    return resource.primary_site_id
+
+
+def target_errors(kind: str, scope_members: list[Resource], target: Site) -> list[str]:
+    """Why ``target`` is not a valid target for every member (empty list: it is)."""
+    errors: list[str] = []
+    if not scope_members:
+        return ["The group has no members."]
+    for member in scope_members:
+        if target.pk not in (member.primary_site_id, member.dr_site_id):
+            errors.append(f"{member.name}: {target.name} is neither its primary nor its DR site.")
+        elif kind in (RequestKind.FAILOVER, RequestKind.SWITCHOVER):
+            if target.pk == current_primary_site_id(member):
+                errors.append(f"{member.name}: {target.name} is already its primary.")
+        elif kind == RequestKind.FAILBACK and target.pk != member.primary_site_id:
+            # Failback returns to the home (configured primary) site; anything else is a failover.
+            errors.append(f"{member.name}: failback goes to its home site {member.primary_site}.")
+    return errors
+
+
+def readiness(scope_members: list[Resource]) -> list[dict[str, Any]]:
+    """Readiness of each member as shown to an approver: state, visibility, lag, reason codes."""
+    rows = []
+    for member in scope_members:
+        status = _status(member)
+        if status is None:
+            rows.append(
+                {
+                    "resource": member.pk,
+                    "name": member.name,
+                    "state": "red",
+                    "visibility": "lost",
+                    "lag_seconds": None,
+                    "lag_bytes": None,
+                    "reasons": ["never_observed"],
+                    "observed_at": None,
+                }
+            )
+            continue
+        rows.append(
+            {
+                "resource": member.pk,
+                "name": member.name,
+                "state": status.state,
+                "visibility": status.visibility,
+                "lag_seconds": status.lag_seconds,
+                "lag_bytes": status.lag_bytes,
+                "reasons": [r.get("code", "") for r in status.reasons if isinstance(r, dict)],
+                "observed_at": status.observed_at.isoformat() if status.observed_at else None,
+            }
+        )
+    return rows
+
+
+def fingerprint(
+    *,
+    kind: str,
+    resource: Resource | None,
+    group: ResourceGroup | None,
+    target_site_id: int,
+    scope_members: list[Resource],
+) -> str:
+    """A hash of what an approval approves: kind, scope, target, members (in order) and sites."""
+    data = {
+        "kind": str(kind),
+        "resource": resource.pk if resource is not None else None,
+        "group": group.pk if group is not None else None,
+        "target_site": target_site_id,
+        "members": [[m.pk, m.primary_site_id, m.dr_site_id] for m in scope_members],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,52 @@
+"""django-q2 tasks of the approvals app: thin, they call services.
+
+``expire_requests`` runs every minute (the Schedule row is created on post_migrate). On
+PostgreSQL it takes a non-blocking advisory lock so that two workers never sweep at once; the
+per-request row locks would keep them correct anyway, this just saves the duplicate work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+from approvals import services
+from bcservice import request_context
+
+logger = logging.getLogger(__name__)
+
+_SWEEP_LOCK_KEY = 0x6263_6170_7072_7631  # "bcapprv1": only this sweep takes it
+
+
+@contextmanager
+def _singleton() -> Iterator[bool]:
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_SWEEP_LOCK_KEY])
+        got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK_KEY])
+
+
+def expire_requests() -> dict[str, int]:
+    """Expire overdue waiting requests, then re-bind those whose policy or scope changed."""
+    with request_context.bind("worker"), _singleton() as got:
+        if not got:
+            logger.info("approval sweep already running elsewhere; skipped")
+            return {"refreshed": 0, "expired": 0, "skipped": 1}
+        # Expire first: re-binding restarts the validity window, which must not rescue an
+        # overdue request.
+        expired = services.requests_expire_due()
+        refreshed = services.requests_refresh_all(actor="worker")
+        if refreshed or expired:
+            logger.info("approval sweep", extra={"refreshed": refreshed, "expired": expired})
+        return {"refreshed": refreshed, "expired": expired, "skipped": 0}
