@@ -158,8 +158,11 @@ class StepResult:
     detail: str = ""
     # Values seen (markers, roles, timings); shown on the step and kept as evidence.
     data: dict[str, Any] = field(default_factory=dict)
-    # A precheck failure that policy may let an operator override with a recorded reason.
+    # A precheck failure that an operator may override with a recorded reason...
     overridable: bool = False
+    # ...only where the policy allows overrides, unless this is a guard whose override is the
+    # operator's own explicit call (invariant 10: promoting while the old primary may write).
+    override_needs_policy: bool = True
 
 
 @dataclass

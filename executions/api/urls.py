@@ -1,1 +1,13 @@
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from executions.api.views import ExecutionViewSet, PrecheckView, StartView
+
+router = SimpleRouter()
+router.register("executions", ExecutionViewSet, basename="execution")
+
+urlpatterns = [
+    path("requests/<int:pk>/start/", StartView.as_view(), name="request-start"),
+    path("requests/<int:pk>/prechecks/", PrecheckView.as_view(), name="request-prechecks"),
+    *router.urls,
+]
