@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "bcservice.middleware.RequestIdMiddleware",
+    "bcservice.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -196,6 +197,9 @@ BC_VAULT_ADDR = os.environ.get("BC_VAULT_ADDR", "")
 # Snowflake. Empty means the real snowflake.connector.connect.
 BC_SNOWFLAKE_CONNECTION_FACTORY = os.environ.get("BC_SNOWFLAKE_CONNECTION_FACTORY", "")
 BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
+
+# When set, /metrics requires "Authorization: Bearer <token>".
+BC_METRICS_TOKEN = os.environ.get("BC_METRICS_TOKEN", "")
 
 LOG_LEVEL = os.environ.get("BC_LOG_LEVEL", "INFO")
 LOGGING = {
