@@ -198,6 +198,9 @@ BC_VAULT_ADDR = os.environ.get("BC_VAULT_ADDR", "")
 BC_SNOWFLAKE_CONNECTION_FACTORY = os.environ.get("BC_SNOWFLAKE_CONNECTION_FACTORY", "")
 BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
 
+# Where scripts/backup.sh writes pg_dump files; bc_selfcheck reads their age.
+BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BASE_DIR / "var" / "backups"))
+
 # When set, /metrics requires "Authorization: Bearer <token>".
 BC_METRICS_TOKEN = os.environ.get("BC_METRICS_TOKEN", "")
 
