@@ -157,13 +157,12 @@ def flapping(request: ExecutionRequest, now: datetime | None = None) -> dict[str
 
 def policy_preview(
     *, kind: str, resource: Resource | None, group: ResourceGroup | None
-) -> dict[str, Any] | None:
-    """The policy a request would be bound to if created now (None when none applies)."""
+) -> dict[str, Any]:
+    """The policy a request would be bound to if created now (``policy`` None: none applies)."""
     members = scope.members(resource=resource, group=group)
     tier, environment = scope.profile(resource=resource, group=group, scope_members=members)
     policy = policies.resolve(tier=tier, kind=kind, environment=environment)
-    if policy is None:
-        return None
-    summary = policies.describe(policies.snapshot(policy))
-    summary.update(resolved_for={"tier": tier, "environment": environment, "kind": kind})
-    return summary
+    return {
+        "resolved_for": {"tier": tier, "environment": environment, "kind": kind},
+        "policy": policies.describe(policies.snapshot(policy)) if policy else None,
+    }

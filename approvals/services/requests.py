@@ -15,7 +15,7 @@ from approvals.exceptions import ApprovalRefused
 from approvals.models import ExecutionRequest
 from approvals.models.request import TICKET_MAX_LENGTH
 from approvals.policies import ticket_errors
-from approvals.services.transitions import is_user, lock, notify_request, transition
+from approvals.services.transitions import is_user, lock, notify_request, sync, transition
 from audit import services as audit
 from audit.snapshot import snapshot
 from bcservice.api.exceptions import IllegalTransition
@@ -121,7 +121,8 @@ def request_cancel(
     if actor.pk != locked.requested_by_id and not has_role(actor, ADMIN):
         raise ApprovalRefused("not_requester", "Only the requester or an admin may cancel.")
     text = (reason or "").strip()[:500] or f"Cancelled by {actor.get_username()}."
-    return transition(locked, RequestState.CANCELLED, actor=actor, reason=text, now=now)
+    transition(locked, RequestState.CANCELLED, actor=actor, reason=text, now=now)
+    return sync(request, locked)
 
 
 @transaction.atomic
@@ -158,7 +159,7 @@ def request_acknowledge_flapping(
         action="request.flap_acknowledged", actor=actor, obj=locked, after={"comment": comment}
     )
     notify_request(locked, "request.flap_acknowledged", f"Flapping acknowledged on #{locked.pk}")
-    return locked
+    return sync(request, locked)
 
 
 def _void_votes(request: ExecutionRequest, *, reason: str, now: datetime) -> int:
@@ -232,8 +233,7 @@ def request_refresh(
             before=before,
             after={**audit_after, "policy_fingerprint": locked.policy_fingerprint},
         )
-    for field in locked._meta.concrete_fields:
-        setattr(request, field.attname, getattr(locked, field.attname))
+    sync(request, locked)
     return True
 
 

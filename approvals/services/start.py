@@ -17,7 +17,7 @@ from approvals import evaluation
 from approvals.choices import RequestState
 from approvals.exceptions import RequestNotStartable
 from approvals.models import BreakGlassGrant, ExecutionRequest
-from approvals.services.transitions import lock, transition
+from approvals.services.transitions import is_user, lock, sync, transition
 
 
 def start_basis(
@@ -57,12 +57,12 @@ def request_mark_running(
         locked,
         RequestState.RUNNING,
         actor=actor,
-        reason=f"Started by {actor.get_username()} on {basis}.",
+        reason=f"Started by {actor.get_username() if is_user(actor) else actor} on {basis}.",
         now=now,
         changes={"breakglass_grant": grant},
         audit_extra={"basis": basis, "breakglass_grant": grant.pk if grant else None},
     )
-    return _sync(request, locked)
+    return sync(request, locked)
 
 
 @transaction.atomic
@@ -78,10 +78,4 @@ def request_mark_finished(
     to_state = RequestState.SUCCEEDED if succeeded else RequestState.FAILED
     locked = lock(request)
     transition(locked, to_state, actor=actor, reason=detail or f"Execution {to_state}.", now=now)
-    return _sync(request, locked)
-
-
-def _sync(request: ExecutionRequest, locked: ExecutionRequest) -> ExecutionRequest:
-    for field in locked._meta.concrete_fields:
-        setattr(request, field.attname, getattr(locked, field.attname))
-    return request
+    return sync(request, locked)

@@ -102,7 +102,13 @@ def transition(
         after={"state": to_state, "reason": reason, **(audit_extra or {})},
     )
     notify_request(locked, f"request.{to_state}", f"Request #{locked.pk} {to_state}: {reason}")
-    # The caller's instance reflects the new row, so it can keep using it.
-    for field in locked._meta.concrete_fields:
-        setattr(request, field.attname, getattr(locked, field.attname))
+    sync(request, locked)
     return locked
+
+
+def sync(request: ExecutionRequest, locked: ExecutionRequest) -> ExecutionRequest:
+    """Copy the row as written onto the caller's instance, so it can keep using it."""
+    if request is not locked:
+        for field in locked._meta.concrete_fields:
+            setattr(request, field.attname, getattr(locked, field.attname))
+    return request

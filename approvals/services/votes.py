@@ -21,7 +21,7 @@ from approvals.evaluation import FORBIDDEN, Blocker
 from approvals.exceptions import ApprovalRefused, VoteConflict
 from approvals.models import Approval, ExecutionRequest
 from approvals.services.requests import request_refresh
-from approvals.services.transitions import lock, transition
+from approvals.services.transitions import lock, sync, transition
 from audit import services as audit
 
 COMMENT_MAX_LENGTH = 4000
@@ -85,6 +85,7 @@ def _vote(
         transition(
             locked, RequestState.REJECTED, actor=actor, reason=f"Denied by {name}: {comment}"
         )
+        sync(request, locked)
         return approval
     cov = evaluation.coverage(locked)
     if cov.satisfied:
@@ -102,6 +103,7 @@ def _vote(
             changes={"expires_at": earliest + timedelta(minutes=minutes)},
             audit_extra={"covered": cov.covered, "approvers": cov.approvers},
         )
+    sync(request, locked)
     return approval
 
 
