@@ -1,17 +1,56 @@
 """Inventory in the Django admin. Saves and deletes go through inventory.services so that every
-change is validated the same way as in the API and lands in the audit log and history."""
+change is validated the same way as in the API and lands in the audit log and history.
+
+Monitoring in the admin: a status column on the resource list, the status board (the
+"Resource statuses" page, refreshed by htmx; one view serves the page and its partial), and a
+"test connection" button and action that show what the connector sees without saving anything.
+The connector call is handed in by the connectors app (``register_connection_tester``) because
+inventory must not import connectors.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from inventory import services
-from inventory.models import GroupMembership, Resource, ResourceGroup, Site
+from inventory import history, selectors, services
+from inventory.models import GroupMembership, Resource, ResourceGroup, ResourceStatus, Site
+
+BOARD_REFRESH_SECONDS = 5
+MAX_TESTS_PER_ACTION = 10
+_connection_tester: Callable[[Resource], dict[str, Any]] | None = None
+
+
+def register_connection_tester(tester: Callable[[Resource], dict[str, Any]]) -> None:
+    """Called by the connectors app: ``tester(resource)`` observes once and saves nothing."""
+    global _connection_tester
+    _connection_tester = tester
+
+
+def _run_test(resource: Resource) -> dict[str, Any]:
+    if _connection_tester is None:
+        return {"resource": resource.name, "error": "No connection tester is installed."}
+    return _connection_tester(resource)
+
+
+def status_badge(state: str, visibility: str) -> str:
+    """State as colour AND text (colour alone fails people and printers)."""
+    lost = (
+        format_html(' <span class="bc-badge bc-lost">visibility lost</span>')
+        if (visibility == "lost")
+        else ""
+    )
+    return format_html('<span class="bc-badge bc-{}">{}</span>{}', state, state.upper(), lost)
 
 
 class AuditedAdmin(SimpleHistoryAdmin):
@@ -46,10 +85,22 @@ class ResourceAdmin(AuditedAdmin):
         "dr_site",
         "rpo_target_seconds",
         "enabled",
+        "status_column",
     )
-    list_filter = ("platform", "tier", "environment", "primary_site", "dr_site", "enabled")
+    list_filter = (
+        "platform",
+        "tier",
+        "environment",
+        "primary_site",
+        "dr_site",
+        "enabled",
+        "status__state",
+        "status__visibility",
+    )
     search_fields = ("name", "owner")
-    list_select_related = ("primary_site", "dr_site")
+    list_select_related = ("primary_site", "dr_site", "status")
+    actions = ["test_connection_action"]
+    change_form_template = "admin/inventory/resource/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "platform", "tier", "environment", "owner", "enabled")}),
         ("Sites", {"fields": ("primary_site", "dr_site")}),
@@ -71,6 +122,101 @@ class ResourceAdmin(AuditedAdmin):
             {"fields": ("heartbeat_table", "heartbeat_column", "heartbeat_max_age_seconds")},
         ),
     )
+
+    @admin.display(description="status", ordering="status__state")
+    def status_column(self, obj: Resource) -> str:
+        evaluation = history.current_status(obj)
+        return status_badge(evaluation.state, evaluation.visibility)
+
+    def get_urls(self) -> list:
+        urls = [
+            path(
+                "<int:object_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="inventory_resource_test_connection",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def _render_tests(self, request: HttpRequest, results: list[dict[str, Any]]) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Test connection",
+            "results": results,
+        }
+        return TemplateResponse(request, "admin/inventory/resource/test_connection.html", context)
+
+    def test_connection_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        resource = get_object_or_404(selectors.resources_for(request.user), pk=object_id)
+        if not self.has_change_permission(request, resource):
+            raise PermissionDenied
+        if request.method != "POST":
+            # Connecting to a target is an action: ask first, run on POST (CSRF-protected).
+            return self._render_tests(request, [{"resource": resource.name, "pending": True}])
+        return self._render_tests(request, [_run_test(resource)])
+
+    @admin.action(
+        description="Test connection (observe once, save nothing)", permissions=["change"]
+    )
+    def test_connection_action(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        resources = list(queryset[: MAX_TESTS_PER_ACTION + 1])
+        if len(resources) > MAX_TESTS_PER_ACTION:
+            self.message_user(
+                request,
+                f"Select at most {MAX_TESTS_PER_ACTION} resources to test at once.",
+                messages.WARNING,
+            )
+            return None
+        return self._render_tests(request, [_run_test(r) for r in resources])
+
+
+@admin.register(ResourceStatus)
+class StatusBoardAdmin(admin.ModelAdmin):
+    """The status board: every resource with state (colour and text), visibility, lag, age and
+    reasons, refreshed every few seconds by htmx. Read-only; statuses are written by collection.
+    """
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        resources = selectors.resources_for(request.user).select_related("status")
+        platform = request.GET.get("platform", "")
+        if platform:
+            resources = resources.filter(platform=platform)
+        rows = history.board_rows(resources)
+        counts = {state: 0 for state in ("red", "yellow", "green")}
+        lost = 0
+        for row in rows:
+            counts[row.evaluation.state] = counts.get(row.evaluation.state, 0) + 1
+            lost += row.evaluation.visibility == "lost"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Status board",
+            "rows": rows,
+            "counts": counts,
+            "lost": lost,
+            "refresh_seconds": BOARD_REFRESH_SECONDS,
+            "board_url": reverse("admin:inventory_resourcestatus_changelist"),
+            "query": request.GET.urlencode(),
+        }
+        # One view, two renderings: the page, or only the board for htmx's refresh.
+        template = (
+            "inventory/_status_board.html"
+            if getattr(request, "htmx", False)
+            else "admin/inventory/status_board.html"
+        )
+        return TemplateResponse(request, template, context)
 
 
 class MembershipInline(admin.TabularInline):

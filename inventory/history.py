@@ -1,0 +1,142 @@
+"""Reads of monitoring state: lag history, status summary, group status, the status board.
+
+Every function takes querysets already scoped by ``inventory.selectors`` (or one resource the
+caller was allowed to see), and shows statuses as they are *now*: a stored status whose values
+have gone stale is shown with a loss of visibility (``rules.at_read_time``, invariant 9).
+
+History: raw samples live ``BC_HISTORY_RAW_HOURS``; older history exists only as 5-minute
+rollups. Retention rolls up whole buckets, so raw points and rollups never overlap in time and a
+range is simply both, merged by time. A rollup point reports the bucket's worst state and its
+maximum lag (conservative: a readiness view must not average a breach away).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from inventory import rules
+from inventory.models import ObservationRollup, ObservationSample, Resource, ResourceGroup
+from inventory.status_services import BUCKET_SECONDS, current_evaluation
+
+DEFAULT_RANGE = timedelta(hours=24)
+MAX_RANGE = timedelta(days=92)
+MAX_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    lag_seconds: float | None
+    lag_bytes: int | None
+    state: str
+    visible: bool
+    resolution_seconds: int  # 0 for a raw sample, BUCKET_SECONDS for a rollup
+    samples: int = 1
+
+
+def history_points(
+    resource_id: int, since: datetime, until: datetime, limit: int = MAX_POINTS
+) -> tuple[list[Point], bool]:
+    """Points in [since, until] in time order, at most ``limit``; True when more exist."""
+    raw = (
+        ObservationSample.objects.filter(resource_id=resource_id, at__gte=since, at__lte=until)
+        .order_by("at")
+        .values_list("at", "lag_seconds", "lag_bytes", "state", "visible")[: limit + 1]
+    )
+    rollups = (
+        ObservationRollup.objects.filter(
+            resource_id=resource_id,
+            bucket_seconds=BUCKET_SECONDS,
+            bucket_start__gte=since,
+            bucket_start__lte=until,
+        )
+        .order_by("bucket_start")
+        .values_list(
+            "bucket_start",
+            "lag_seconds_max",
+            "lag_bytes_max",
+            "worst_state",
+            "invisible_samples",
+            "samples",
+        )[: limit + 1]
+    )
+    raw_points = (Point(at, lag, lb, st, vis, 0) for at, lag, lb, st, vis in raw)
+    rollup_points = (
+        Point(at, lag, lb, st, invisible == 0, BUCKET_SECONDS, n)
+        for at, lag, lb, st, invisible, n in rollups
+    )
+    merged = list(heapq.merge(rollup_points, raw_points, key=lambda p: p.at))
+    return merged[:limit], len(merged) > limit
+
+
+def current_status(resource: Resource, now: datetime | None = None) -> rules.Evaluation:
+    """One resource's status as shown now (needs ``status`` selected with the resource)."""
+    return current_evaluation(resource, getattr(resource, "status", None), now)
+
+
+def status_summary(resources: QuerySet[Resource], now: datetime | None = None) -> dict[str, Any]:
+    """Counts per state and per visibility over ``resources`` (already scoped to the user)."""
+    now = now or timezone.now()
+    states = dict.fromkeys((rules.GREEN, rules.YELLOW, rules.RED), 0)
+    visibility = dict.fromkeys((rules.OK, rules.LOST), 0)
+    rows = resources.order_by().values_list(
+        "freshness_seconds", "status__state", "status__visibility", "status__observed_at"
+    )
+    total = 0
+    for freshness, state, vis, observed_at in rows:
+        if state is None:  # no status row yet: never observed
+            stored = rules.Evaluation(rules.RED, rules.LOST)
+        else:
+            stored = rules.Evaluation(state, vis)
+        shown = rules.at_read_time(stored, observed_at, freshness, now)
+        states[shown.state] = states.get(shown.state, 0) + 1
+        visibility[shown.visibility] = visibility.get(shown.visibility, 0) + 1
+        total += 1
+    return {"total": total, "state": states, "visibility": visibility, "generated_at": now}
+
+
+def ordered_members(group: ResourceGroup) -> list[Resource]:
+    """Members in dependency order, using prefetched memberships when present (no N+1)."""
+    memberships = sorted(group.memberships.all(), key=lambda m: (m.position, m.pk))
+    return [m.resource for m in memberships]
+
+
+def group_status(
+    members: Sequence[Resource], now: datetime | None = None
+) -> tuple[rules.Evaluation, list[tuple[Resource, rules.Evaluation]]]:
+    """A group's rolled-up status and each member's current status, in member order."""
+    now = now or timezone.now()
+    per_member = [(r, current_status(r, now)) for r in members]
+    return rules.rollup([(r.name, e) for r, e in per_member]), per_member
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    resource: Resource
+    evaluation: rules.Evaluation
+    age_seconds: float | None
+
+    @property
+    def status(self) -> Any:
+        return getattr(self.resource, "status", None)
+
+
+def board_rows(resources: Iterable[Resource], now: datetime | None = None) -> list[BoardRow]:
+    """The status board: worst first, then by name."""
+    now = now or timezone.now()
+    rows = []
+    for resource in resources:
+        status = getattr(resource, "status", None)
+        observed_at = status.observed_at if status is not None else None
+        age = (now - observed_at).total_seconds() if observed_at else None
+        rows.append(BoardRow(resource, current_status(resource, now), age))
+    rank = {rules.RED: 0, rules.YELLOW: 1, rules.GREEN: 2}
+    rows.sort(key=lambda r: (rank.get(r.evaluation.state, 0), r.resource.name))
+    return rows

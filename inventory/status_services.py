@@ -1,0 +1,395 @@
+"""Writes of monitoring state: applying collection attempts, collection leases, history retention.
+
+The collector (``connectors.collection``) observes targets and hands each attempt here as plain
+data (``Attempt``: a ``rules.RuleInput`` plus markers and a sanitized snapshot). This module
+evaluates the rules against the locked status row and, in one transaction per batch, updates
+``ResourceStatus``, appends ``ObservationSample`` rows and records ``resource.status_changed``
+audit events for the statuses whose state or visibility changed.
+
+Leases: a collector claims a resource with a conditional UPDATE (``lease_until`` empty or in the
+past), so two workers never collect the same resource at once, on SQLite and PostgreSQL alike.
+Applying an attempt releases the lease and schedules the next collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from audit import services as audit
+from inventory import rules
+from inventory.models import ObservationRollup, ObservationSample, Resource, ResourceStatus
+
+NEVER_OBSERVED = [{"code": "never_observed", "message": "No observation has been made yet."}]
+_MARKER_LEN = ResourceStatus._meta.get_field("primary_marker").max_length
+_STATUS_FIELDS = [
+    "state",
+    "visibility",
+    "reasons",
+    "evaluated_at",
+    "observed_at",
+    "lag_seconds",
+    "lag_bytes",
+    "primary_marker",
+    "dr_marker",
+    "heartbeat_at",
+    "replication",
+    "primary_role",
+    "dr_role",
+    "last_attempt_at",
+    "last_observation",
+    "state_changed_at",
+    "next_collect_at",
+    "lease_until",
+    "lease_owner",
+]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One collection attempt, already sanitized (no secrets anywhere in it)."""
+
+    at: datetime  # when the attempt started
+    input: rules.RuleInput  # observed_at is set only when both sides were seen
+    primary_marker: str | None = None
+    dr_marker: str | None = None
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+def thresholds_for(resource: Resource) -> rules.Thresholds:
+    return rules.Thresholds(
+        yellow_lag_seconds=resource.yellow_lag_seconds,
+        red_lag_seconds=resource.red_lag_seconds,
+        rpo_target_seconds=resource.rpo_target_seconds,
+        freshness_seconds=resource.freshness_seconds,
+        heartbeat_max_age_seconds=(
+            resource.heartbeat_max_age_seconds if resource.heartbeat_table else None
+        ),
+    )
+
+
+def stored_evaluation(status: ResourceStatus | None) -> rules.Evaluation:
+    if status is None:
+        return rules.Evaluation(
+            rules.RED, rules.LOST, tuple(rules.Reason(**r) for r in NEVER_OBSERVED)
+        )
+    reasons = tuple(
+        rules.Reason(str(r.get("code", "")), str(r.get("message", "")))
+        for r in status.reasons or []
+        if isinstance(r, dict)
+    )
+    return rules.Evaluation(status.state, status.visibility, reasons)
+
+
+def current_evaluation(
+    resource: Resource, status: ResourceStatus | None, now: datetime | None = None
+) -> rules.Evaluation:
+    """The status as it must be shown now: the stored one plus staleness (invariant 9)."""
+    observed_at = status.observed_at if status is not None else None
+    return rules.at_read_time(
+        stored_evaluation(status), observed_at, resource.freshness_seconds, now or timezone.now()
+    )
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+def ensure_statuses(*, now: datetime | None = None) -> int:
+    """Create the missing status rows (new resources), due for collection now."""
+    now = now or timezone.now()
+    missing = Resource.objects.filter(status__isnull=True).values_list("pk", flat=True)
+    rows = [
+        ResourceStatus(resource_id=pk, reasons=NEVER_OBSERVED, next_collect_at=now)
+        for pk in missing
+    ]
+    ResourceStatus.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    return len(rows)
+
+
+def _free(now: datetime) -> Q:
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def claim(
+    *,
+    owner: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    resource_ids: Sequence[int] | None = None,
+    due_before: datetime | None = None,
+    attempted_before: datetime | None = None,
+) -> list[Resource]:
+    """Lease up to ``limit`` resources to ``owner`` and return them (with their status rows).
+
+    Which: the given ``resource_ids`` (enabled or not, due or not); otherwise enabled resources
+    that are due by ``due_before`` (default ``now``), or, with ``attempted_before``, every enabled
+    resource not attempted since then (a "collect everything now" pass).
+    The UPDATE re-checks the lease condition, so when two workers race for a row the database
+    gives it to one of them (PostgreSQL re-evaluates the WHERE after the row lock; SQLite has a
+    single writer). Only the rows this call actually leased are returned.
+    """
+    candidates = ResourceStatus.objects.filter(_free(now))
+    if resource_ids is not None:
+        candidates = candidates.filter(resource_id__in=list(resource_ids))
+    elif attempted_before is not None:
+        candidates = candidates.filter(resource__enabled=True).filter(
+            Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=attempted_before)
+        )
+    else:
+        candidates = candidates.filter(resource__enabled=True).filter(
+            Q(next_collect_at__isnull=True) | Q(next_collect_at__lte=due_before or now)
+        )
+    ids = list(
+        candidates.order_by(F("next_collect_at").asc(nulls_first=True)).values_list(
+            "resource_id", flat=True
+        )[:limit]
+    )
+    if not ids:
+        return []
+    until = now + timedelta(seconds=lease_seconds)
+    ResourceStatus.objects.filter(resource_id__in=ids).filter(_free(now)).update(
+        lease_until=until, lease_owner=owner
+    )
+    return list(
+        Resource.objects.filter(pk__in=ids, status__lease_owner=owner, status__lease_until=until)
+        .select_related("status")
+        .order_by()
+    )
+
+
+def release(*, owner: str, resource_ids: Sequence[int]) -> int:
+    """Give leases back without applying anything (the attempt could not be made at all)."""
+    return ResourceStatus.objects.filter(
+        resource_id__in=list(resource_ids), lease_owner=owner
+    ).update(lease_until=None, lease_owner="")
+
+
+# --- applying attempts ------------------------------------------------------------------------
+
+
+def _next_collect(status: ResourceStatus, resource: Resource, at: datetime) -> datetime:
+    """Keep the cadence: schedule from the due time when this attempt served it, else from now."""
+    interval = timedelta(seconds=resource.interval_seconds)
+    due = status.next_collect_at
+    base = due if due is not None and at - interval < due <= at else at
+    return base + interval
+
+
+def _apply_one(
+    status: ResourceStatus, attempt: Attempt, now: datetime
+) -> tuple[rules.Evaluation, bool]:
+    resource = status.resource
+    inp = attempt.input
+    if inp.visible:
+        status.observed_at = inp.observed_at
+        status.lag_seconds = inp.lag_seconds
+        status.lag_bytes = inp.lag_bytes
+        status.primary_marker = (attempt.primary_marker or "")[:_MARKER_LEN]
+        status.dr_marker = (attempt.dr_marker or "")[:_MARKER_LEN]
+        status.heartbeat_at = inp.heartbeat_at
+        status.replication = inp.replication
+        status.primary_role = inp.primary.role
+        status.dr_role = inp.dr.role
+    else:
+        # Nothing seen now: judge staleness by the last values that were seen (invariant 9).
+        inp = replace(inp, observed_at=status.observed_at)
+    evaluation = rules.evaluate(inp, thresholds_for(resource), now)
+    changed = (status.state, status.visibility) != (evaluation.state, evaluation.visibility)
+    before = _audit_view(status)
+    status.state = evaluation.state
+    status.visibility = evaluation.visibility
+    status.reasons = evaluation.reason_dicts()
+    status.evaluated_at = now
+    status.last_attempt_at = attempt.at
+    status.last_observation = attempt.snapshot
+    if changed or status.state_changed_at is None:
+        status.state_changed_at = now
+    status.next_collect_at = _next_collect(status, resource, attempt.at)
+    status.lease_until = None
+    status.lease_owner = ""
+    status._audit_before = before
+    return evaluation, changed
+
+
+def _audit_view(status: ResourceStatus) -> dict[str, Any]:
+    return {
+        "state": status.state,
+        "visibility": status.visibility,
+        "reasons": [r.get("code") for r in status.reasons or [] if isinstance(r, dict)],
+    }
+
+
+@transaction.atomic
+def apply_observations(
+    items: Sequence[tuple[int, Attempt]],
+    *,
+    owner: str | None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> dict[int, ResourceStatus]:
+    """Apply many attempts in one transaction; returns the updated status per resource id.
+
+    With ``owner``, only rows still leased to it are written: a lease that expired and was taken
+    by another worker is theirs now, and that worker records its own attempt.
+    """
+    now = now or timezone.now()
+    if not items:
+        return {}
+    ids = [rid for rid, _ in items]
+    rows = ResourceStatus.objects.select_for_update(of=("self",)).select_related("resource")
+    rows = rows.filter(resource_id__in=ids)
+    if owner is not None:
+        rows = rows.filter(lease_owner=owner)
+    statuses = {s.resource_id: s for s in rows}
+    samples, updated, changes = [], [], []
+    for rid, attempt in items:
+        status = statuses.get(rid)
+        if status is None:
+            continue  # lease lost: the worker that holds it now writes its own attempt
+        evaluation, changed = _apply_one(status, attempt, now)
+        updated.append(status)
+        status.status_changed = changed
+        if changed:
+            changes.append(status)
+        visible = attempt.input.visible
+        samples.append(
+            ObservationSample(
+                resource_id=rid,
+                at=attempt.at,
+                lag_seconds=attempt.input.lag_seconds if visible else None,
+                lag_bytes=attempt.input.lag_bytes if visible else None,
+                state=evaluation.state,
+                visible=visible,
+            )
+        )
+    ResourceStatus.objects.bulk_update(updated, _STATUS_FIELDS, batch_size=500)
+    ObservationSample.objects.bulk_create(samples, ignore_conflicts=True, batch_size=1000)
+    for status in changes:
+        audit.record(
+            action="resource.status_changed",
+            actor=actor if actor is not None else "collector",
+            object_type="inventory.resource",
+            object_id=status.resource_id,
+            object_name=status.resource.name,
+            before=status._audit_before,
+            after=_audit_view(status),
+        )
+    return {s.resource_id: s for s in updated}
+
+
+def apply_observation(
+    resource_id: int,
+    attempt: Attempt,
+    *,
+    owner: str | None = None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> ResourceStatus | None:
+    """Apply one attempt (see ``apply_observations``); None when the lease was lost."""
+    return apply_observations([(resource_id, attempt)], owner=owner, actor=actor, now=now).get(
+        resource_id
+    )
+
+
+# --- history retention ------------------------------------------------------------------------
+
+BUCKET_SECONDS = 300  # rollup resolution: 5 minutes
+_CHUNK = timedelta(hours=1)  # one transaction per hour of raw history
+_STATE_RANK = {rules.GREEN: 0, rules.YELLOW: 1, rules.RED: 2}
+
+
+def _bucket_start(at: datetime) -> datetime:
+    epoch = int(at.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % BUCKET_SECONDS, tz=UTC)
+
+
+def _merge(
+    bucket: ObservationRollup, lag: float | None, lag_bytes: int | None, state: str, visible: bool
+) -> None:
+    if lag is not None:
+        n = bucket._lag_count
+        bucket.lag_seconds_avg = ((bucket.lag_seconds_avg or 0.0) * n + lag) / (n + 1)
+        bucket._lag_count = n + 1
+        low, high = bucket.lag_seconds_min, bucket.lag_seconds_max
+        bucket.lag_seconds_min = lag if low is None else min(low, lag)
+        bucket.lag_seconds_max = lag if high is None else max(high, lag)
+    if lag_bytes is not None:
+        bucket.lag_bytes_max = max(bucket.lag_bytes_max or 0, lag_bytes)
+    if _STATE_RANK.get(state, 2) > _STATE_RANK.get(bucket.worst_state, 0):
+        bucket.worst_state = state
+    bucket.invisible_samples += 0 if visible else 1
+    bucket.samples += 1
+
+
+@transaction.atomic
+def _roll_up_chunk(start: datetime, end: datetime) -> tuple[int, int]:
+    samples = ObservationSample.objects.filter(at__gte=start, at__lt=end)
+    existing = ObservationRollup.objects.filter(
+        bucket_seconds=BUCKET_SECONDS, bucket_start__gte=start, bucket_start__lt=end
+    )
+    buckets: dict[tuple[int, datetime], ObservationRollup] = {}
+    for bucket in existing:  # only when late samples land in a bucket already rolled up
+        # Samples with a lag are the visible ones (an invisible attempt has no lag).
+        has_lag = bucket.lag_seconds_avg is not None
+        bucket._lag_count = bucket.samples - bucket.invisible_samples if has_lag else 0
+        buckets[(bucket.resource_id, bucket.bucket_start)] = bucket
+    rows = samples.values_list("resource_id", "at", "lag_seconds", "lag_bytes", "state", "visible")
+    for rid, at, lag, lag_bytes, state, visible in rows.iterator(chunk_size=20_000):
+        key = (rid, _bucket_start(at))
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = ObservationRollup(
+                resource_id=rid,
+                bucket_seconds=BUCKET_SECONDS,
+                bucket_start=key[1],
+                samples=0,
+                worst_state=rules.GREEN,
+                invisible_samples=0,
+            )
+            bucket._lag_count = 0
+        _merge(bucket, lag, lag_bytes, state, visible)
+    existing.delete()
+    ObservationRollup.objects.bulk_create(buckets.values(), batch_size=2000)
+    deleted, _ = samples.delete()
+    return len(buckets), deleted
+
+
+def roll_up_history(
+    *,
+    now: datetime | None = None,
+    raw_hours: float | None = None,
+    rollup_days: float | None = None,
+    max_chunks: int = 72,
+) -> dict[str, int]:
+    """Retention: raw samples older than the raw window become 5-minute rollups and are deleted;
+    rollups older than the rollup window are deleted. Works an hour of history per transaction
+    and at most ``max_chunks`` hours per call, so a long backlog is worked off over several runs.
+    """
+    now = now or timezone.now()
+    if raw_hours is None:
+        raw_hours = float(getattr(settings, "BC_HISTORY_RAW_HOURS", 48))
+    if rollup_days is None:
+        rollup_days = float(getattr(settings, "BC_HISTORY_ROLLUP_DAYS", 90))
+    cutoff = _bucket_start(now - timedelta(hours=raw_hours))
+    totals = {"buckets": 0, "samples_deleted": 0, "rollups_deleted": 0}
+    oldest = ObservationSample.objects.filter(at__lt=cutoff).aggregate(m=Min("at"))["m"]
+    start = _bucket_start(oldest) if oldest else cutoff
+    for _ in range(max_chunks):
+        if start >= cutoff:
+            break
+        end = min(start + _CHUNK, cutoff)
+        buckets, deleted = _roll_up_chunk(start, end)
+        totals["buckets"] += buckets
+        totals["samples_deleted"] += deleted
+        start = end
+    expired = ObservationRollup.objects.filter(bucket_start__lt=now - timedelta(days=rollup_days))
+    totals["rollups_deleted"], _ = expired.delete()
+    return totals
