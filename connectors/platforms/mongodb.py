@@ -118,15 +118,9 @@ class MongoConnector(Connector):
         observed_at = datetime.now(UTC)
         conn = with_defaults(self.platform, dict(target.connection))
         endpoints = {"primary": conn.get("primary_member") or "", "dr": conn.get("dr_member") or ""}
-        try:
-            creds = dict(target.credentials("monitor") or {})
-        except Exception as exc:  # the secret store failed: nothing can be observed
-            error = f"monitoring credentials could not be read ({type(exc).__name__})"
-            sides = {
-                site: _Side(SideObservation(site, ep, Outcome.ERROR, error))
-                for site, ep in endpoints.items()
-            }
-            return self._assemble(observed_at, conn, sides["primary"], sides["dr"])
+        # A secret that cannot be resolved is not a target problem: SecretError propagates and
+        # the collection records it as such.
+        creds = dict(target.credentials("monitor") or {})
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mongo-observe") as pool:
             futures = {
                 site: pool.submit(self._observe_side, site, ep, conn, creds, target.timeout_seconds)
