@@ -45,12 +45,13 @@ def _run_test(resource: Resource) -> dict[str, Any]:
 
 def status_badge(state: str, visibility: str) -> str:
     """State as colour AND text (colour alone fails people and printers)."""
-    lost = (
-        format_html(' <span class="bc-badge bc-lost">visibility lost</span>')
-        if (visibility == "lost")
-        else ""
+    lost = " visibility lost" if visibility == "lost" else ""
+    return format_html(
+        '<span class="bc-badge bc-{}">{}</span>{}',
+        state,
+        state.upper(),
+        format_html(' <span class="bc-badge bc-lost">{}</span>', lost.strip()) if lost else "",
     )
-    return format_html('<span class="bc-badge bc-{}">{}</span>{}', state, state.upper(), lost)
 
 
 class AuditedAdmin(SimpleHistoryAdmin):
