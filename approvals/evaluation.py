@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from approvals import policies, scope
 from approvals.choices import (
@@ -129,7 +130,9 @@ def coverage(request: ExecutionRequest) -> Coverage:
     return policies.evaluate(request.policy_snapshot, counted_votes(request))
 
 
-def vote_blocker(request: ExecutionRequest, user: Any, decision: str) -> Blocker | None:
+def vote_blocker(
+    request: ExecutionRequest, user: Any, decision: str, now: datetime | None = None
+) -> Blocker | None:
     """Why ``user`` may not cast ``decision`` on ``request`` now, or None when they may."""
     roles = approver_roles(user)
     if not roles:
@@ -150,6 +153,9 @@ def vote_blocker(request: ExecutionRequest, user: Any, decision: str) -> Blocker
     )
     if request.state not in allowed:
         return Blocker("state", f"The request is {request.state}; votes are closed.")
+    if request.expires_at is not None and request.expires_at <= (now or timezone.now()):
+        # Overdue but not yet swept: a vote must not revive it.
+        return Blocker("expired", "The request has expired; votes are closed.")
     if any(a.approver_id == user.pk for a in live_votes(request)):
         return Blocker("already_voted", "You have already voted on this request.")
     if decision == Decision.APPROVE:

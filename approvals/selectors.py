@@ -133,8 +133,8 @@ def approval_rows(request: ExecutionRequest) -> list[dict[str, Any]]:
 def user_actions(request: ExecutionRequest, user: Any, now: datetime | None = None) -> dict:
     """What the current user may do, and why not: the UI shows disabled buttons with reasons."""
     now = now or timezone.now()
-    approve = evaluation.vote_blocker(request, user, Decision.APPROVE)
-    deny = evaluation.vote_blocker(request, user, Decision.DENY)
+    approve = evaluation.vote_blocker(request, user, Decision.APPROVE, now)
+    deny = evaluation.vote_blocker(request, user, Decision.DENY, now)
     start, _grant = evaluation.start_blocker(request, user, now)
     may_cancel = user.pk == request.requested_by_id or has_role(user, "admin")
     cancellable = request.state in (RequestState.PENDING_APPROVAL, RequestState.APPROVED)

@@ -189,17 +189,23 @@ class PolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
 
 class GrantFilter(django_filters.FilterSet):
-    needs_review = django_filters.BooleanFilter(method="filter_needs_review")
-    active = django_filters.BooleanFilter(method="filter_active")
+    needs_review = django_filters.CharFilter(
+        method="filter_needs_review", label="1: ended and not yet signed off; 0: the others"
+    )
+    active = django_filters.CharFilter(method="filter_active", label="1: active now; 0: not")
+
+    @staticmethod
+    def _flag(value: str) -> bool:
+        return value.lower() in _TRUE
 
     def filter_needs_review(self, queryset, name, value):
         review = selectors.grants_needing_review(queryset)
-        return review if value else queryset.exclude(pk__in=review.values("pk"))
+        return review if self._flag(value) else queryset.exclude(pk__in=review.values("pk"))
 
     def filter_active(self, queryset, name, value):
         now = timezone.now()
         active = queryset.filter(starts_at__lte=now, ends_at__gt=now)
-        return active if value else queryset.exclude(pk__in=active.values("pk"))
+        return active if self._flag(value) else queryset.exclude(pk__in=active.values("pk"))
 
 
 class BreakGlassViewSet(

@@ -46,7 +46,7 @@ def _vote(
     locked = lock(request)
     # Votes bind to the policy and scope as they are now: stale approvals are voided first.
     request_refresh(locked, actor="system", now=now)
-    blocker = evaluation.vote_blocker(locked, actor, decision)
+    blocker = evaluation.vote_blocker(locked, actor, decision, now)
     if blocker is not None:
         _raise(blocker, locked.state)
     if decision == Decision.APPROVE and not locked.policy_fingerprint:
