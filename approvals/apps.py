@@ -1,4 +1,4 @@
-"""App config: registers the minute schedule that expires requests after every migrate."""
+"""App config: after every migrate, the minute expiry schedule and the role permissions."""
 
 from __future__ import annotations
 
@@ -35,4 +35,9 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from bcservice.roles import sync_role_groups
+
         post_migrate.connect(ensure_schedule, sender=self, dispatch_uid="approvals-schedule")
+        # inventory syncs the role groups when *its* post_migrate fires, before this app's
+        # permissions exist on a fresh database; sync again once they do (idempotent).
+        post_migrate.connect(sync_role_groups, sender=self, dispatch_uid="approvals-sync-roles")
