@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from django.db import connection
 
@@ -39,7 +39,9 @@ def _singleton() -> Iterator[bool]:
 
 def expire_requests() -> dict[str, int]:
     """Expire overdue waiting requests, then re-bind those whose policy or scope changed."""
-    with request_context.bind("worker"), _singleton() as got:
+    # A worker binds its own context; the CLI command has already bound "cli".
+    unbound = request_context.current().source == "system"
+    with request_context.bind("worker") if unbound else nullcontext(), _singleton() as got:
         if not got:
             logger.info("approval sweep already running elsewhere; skipped")
             return {"refreshed": 0, "expired": 0, "skipped": 1}

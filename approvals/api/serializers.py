@@ -184,6 +184,9 @@ class RequestSerializer(serializers.ModelSerializer):
 class RequestDetailSerializer(RequestSerializer):
     """One request with its votes, the anti-flapping status and what the current user may do."""
 
+    # A plain string here: the enum lives on the list component (RequestStateEnum); declaring it
+    # twice makes drf-spectacular warn about an unresolvable enum name (CI fails on warnings).
+    state = serializers.CharField(read_only=True, help_text="See RequestStateEnum.")
     approvals = serializers.SerializerMethodField()
     flapping = serializers.SerializerMethodField()
     flap_acknowledged_by = serializers.CharField(

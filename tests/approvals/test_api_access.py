@@ -229,18 +229,22 @@ def test_requester_cannot_approve_through_any_path(make_user, default_policies, 
         change_ticket="CHG0012345",
     )
     url = f"/api/v1/requests/{request.pk}/approve/"
-    session = APIClient()
-    session.force_login(boss)
-    first = APIClient()
-    first.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=boss).key}")
-    rotated = APIClient()
-    rotated.credentials(
-        HTTP_AUTHORIZATION=f"Token {services_rotate(boss)}"  # a fresh token, same person
-    )
-    for client in (session, rotated):
+
+    def refused(client: APIClient) -> None:
         response = client.post(url, {"comment": "mine"}, format="json")
         assert response.status_code == 403
         assert response.json()["code"] == "requester"
+
+    session = APIClient()
+    session.force_login(boss)
+    refused(session)
+    token = APIClient()
+    token.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=boss).key}")
+    refused(token)
+    # a fresh token is still the same person
+    rotated = APIClient()
+    rotated.credentials(HTTP_AUTHORIZATION=f"Token {services_rotate(boss)}")
+    refused(rotated)
     detail = session.get(f"/api/v1/requests/{request.pk}/").json()
     assert detail["can_approve"] is False and "requester" in detail["why_not"]
     assert not request.approvals.exists()

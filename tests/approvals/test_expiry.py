@@ -109,3 +109,14 @@ def test_a_vote_cannot_revive_an_overdue_request(make_request, people):
         assert err.value.code == "expired"
     request.refresh_from_db()
     assert request.state == "pending_approval" and request.approvals.count() == 1
+
+
+@pytest.mark.django_db
+def test_sweep_command(make_request, capsys):
+    from django.core.management import call_command
+
+    with time_machine.travel(T0, tick=False) as clock:
+        make_request()
+        clock.move_to(T0 + timedelta(days=1))
+        call_command("approvals_sweep")
+    assert "expired 1, re-bound 0" in capsys.readouterr().out
