@@ -46,7 +46,9 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 
 class LabDaemon:
-    def __init__(self, lab_dir: Path, control_port: int = 0, refresh_interval: float = 60.0):
+    def __init__(
+        self, lab_dir: Path, control_port: int = 0, refresh_interval: float = 60.0
+    ) -> None:
         self.lab_dir = Path(lab_dir)
         self.control_port = control_port
         self.refresh_interval = refresh_interval
