@@ -20,7 +20,7 @@ from approvals.models import BreakGlassEligibility, BreakGlassGrant
 from approvals.services.transitions import is_user
 from audit import services as audit
 from audit.snapshot import snapshot
-from bcservice.roles import ADMIN, APPROVER_ROLES, has_role, user_roles
+from bcservice.roles import ADMIN, APPROVER_ROLES, OPERATOR, has_role
 from inventory.models import Resource, ResourceGroup
 from notifications.services import notify
 
@@ -33,9 +33,11 @@ def max_minutes() -> int:
 
 
 def is_eligible(user: Any) -> bool:
+    """In the admin-maintained list and able to act (operator or admin): an auditor or viewer
+    put on the list by mistake still cannot open a grant."""
     return (
         is_user(user)
-        and bool(user_roles(user))
+        and has_role(user, OPERATOR, ADMIN)
         and BreakGlassEligibility.objects.filter(user_id=user.pk).exists()
     )
 

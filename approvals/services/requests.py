@@ -67,6 +67,8 @@ def request_create(
         raise ValidationError(errors)
 
     members = scope.members(resource=resource, group=group)
+    if not members:
+        raise ValidationError({"group": ["The group has no members."]})
     target_problems = scope.target_errors(kind, members, target_site)
     if target_problems:
         errors["target_site"] = target_problems

@@ -36,6 +36,16 @@ def test_only_people_in_the_list_may_open(people, resource):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("who", ["viewer", "auditor", "it"])
+def test_list_membership_alone_is_not_enough_without_an_acting_role(people, resource, who):
+    from approvals.models import BreakGlassEligibility
+
+    BreakGlassEligibility.objects.create(user=people[who])
+    with pytest.raises(ApprovalRefused):
+        _open(people[who], resource)
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -229,3 +229,11 @@ def test_cancel_by_requester_or_admin_only(make_request, people):
     other = make_request()
     services.request_cancel(other, actor=people["admin"])
     assert other.state == "cancelled"
+
+
+@pytest.mark.django_db
+def test_empty_group_is_refused(make_request):
+    empty = ResourceGroup.objects.create(name="empty", tier=1)
+    with pytest.raises(ValidationError) as err:
+        make_request(group=empty)
+    assert "group" in err.value.message_dict
