@@ -120,8 +120,8 @@ class ScriptedConnection:
         if "timeout" in faults and site == "dr":
             budget = float(kwargs.get("login_timeout") or 120)
             time.sleep(min(budget, 2.0))  # short: the lab must not hold a worker for long
-            raise OperationalError(
-                msg=f"Login request to {account} timed out after {budget:g} s",
+            raise OperationalError(  # the text 5.x gives (seen against an unreachable host)
+                msg=f"Failed to login: login timed out after {budget:g}s",
                 errno=14,
                 sqlstate="HYT00",
             )

@@ -65,21 +65,23 @@ class _Side:
 def classify(exc: BaseException) -> Outcome:
     """A driver exception -> Outcome. Class first: connector 3.x used errno 250001 both for a
     refused login (DatabaseError) and for an unreachable host (OperationalError)."""
-    from snowflake.connector import errors
-
+    try:
+        from snowflake.connector import errors
+    except ImportError:  # a custom factory without the driver installed
+        errors = None
     errno = getattr(exc, "errno", None)
     text = str(exc).lower()
-    if isinstance(exc, errors.OperationalError):
+    if errors is not None and isinstance(exc, errors.OperationalError):
         timed_out = errno == 14 or getattr(exc, "sqlstate", None) == "HYT00"
         return (
             Outcome.TIMEOUT
             if timed_out or "timed out" in text or "timeout" in text
             else (Outcome.CONNECTION_ERROR)
         )
-    if isinstance(exc, errors.ProgrammingError):
+    if errors is not None and isinstance(exc, errors.ProgrammingError):
         denied = errno in (3001, 2003) or "insufficient privileges" in text
         return Outcome.PERMISSION_DENIED if denied or "not authorized" in text else Outcome.ERROR
-    if isinstance(exc, errors.DatabaseError):
+    if errors is not None and isinstance(exc, errors.DatabaseError):
         login = errno == 250001 or (isinstance(errno, int) and 390000 <= errno < 391000)
         return Outcome.AUTH_FAILED if login or "incorrect username" in text else Outcome.ERROR
     if isinstance(exc, TimeoutError):
@@ -89,18 +91,21 @@ def classify(exc: BaseException) -> Outcome:
     return Outcome.ERROR
 
 
-def _timeout_kwargs(seconds: float, factory: Callable[..., Any]) -> dict[str, int]:
+def _timeout_kwargs(seconds: float, factory: Callable[..., Any]) -> dict[str, Any]:
     whole = max(1, math.ceil(seconds))
     if getattr(factory, "__module__", "").startswith("snowflake.connector"):
         from snowflake.connector import __version__
 
         if int(__version__.split(".")[0]) >= 5:
-            # 5.x deprecates network_timeout in favour of these (same meaning, split up).
+            # 5.x deprecates network_timeout in favour of these (same meaning, split up), and
+            # warns unless told whether to look for async queries before logging out: we run
+            # none, so it may always log out.
             return {
                 "login_timeout": whole,
                 "query_timeout": whole,
                 "request_timeout": whole,
                 "connect_timeout": whole,
+                "enable_server_session_keep_alive_auto_detection": False,
             }
     return {"login_timeout": whole, "network_timeout": whole}
 
