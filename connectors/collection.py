@@ -153,9 +153,40 @@ def _failed(at: datetime, code: str, message: str, scrub: set[str]) -> status_se
     return status_services.Attempt(at=at, input=inp, snapshot=snapshot)
 
 
-def _snapshot(observation: Observation, scrub: set[str]) -> dict[str, Any]:
-    data = secrets.sanitize(dataclasses.asdict(observation), scrub)
-    if len(json.dumps(data, default=str)) > _SNAPSHOT_MAX_CHARS:
+def _side_snapshot(side: Any) -> dict[str, Any]:
+    return {
+        "site": side.site,
+        "endpoint": side.endpoint,
+        "outcome": str(side.outcome),
+        "error": side.error,
+        "role": str(side.role),
+        "healthy": side.healthy,
+        "marker": side.marker,
+        "details": side.details,
+    }
+
+
+def _snapshot(obs: Observation, scrub: set[str]) -> dict[str, Any]:
+    # Built by hand rather than dataclasses.asdict (a deep copy): this runs for every
+    # observation, and sanitize() copies anyway.
+    data = secrets.sanitize(
+        {
+            "observed_at": obs.observed_at,
+            "primary": _side_snapshot(obs.primary),
+            "dr": _side_snapshot(obs.dr),
+            "replication": str(obs.replication),
+            "lag_seconds": obs.lag_seconds,
+            "lag_bytes": obs.lag_bytes,
+            "marker_available": obs.marker_available,
+            "primary_marker": obs.primary_marker,
+            "dr_marker": obs.dr_marker,
+            "heartbeat_at": obs.heartbeat_at,
+            "raw": obs.raw,
+            "notes": obs.notes,
+        },
+        scrub,
+    )
+    if data["raw"] and len(json.dumps(data["raw"], default=str)) > _SNAPSHOT_MAX_CHARS:
         data["raw"] = {"truncated": "the raw payload was too large to keep"}
     return data
 
@@ -299,10 +330,10 @@ class SweepReport:
 class Sweeper:
     """Collects due resources: leases them, observes them concurrently, applies in batches.
 
-    At most ``2 * concurrency`` resources are leased at a time (claimed in batches when half the
-    slots are free), so leases never wait long in a queue. Finished attempts are applied in
-    batches of up to ``flush_batch`` or after ``flush_after`` seconds, whichever comes first,
-    without waiting for slower targets in the same pass.
+    At most ``4 * concurrency`` resources are leased at a time, claimed in batches when half of
+    those slots are free (fewer, larger claims), so a lease never waits long in the pool's
+    queue. Finished attempts are applied in batches of up to ``flush_batch`` or after
+    ``flush_after`` seconds, whichever comes first, without waiting for slower targets.
     """
 
     flush_batch = 250
@@ -317,7 +348,7 @@ class Sweeper:
     ) -> None:
         default = int(getattr(settings, "BC_COLLECT_CONCURRENCY", 16))
         self.concurrency = max(1, concurrency or default)
-        self.max_in_flight = self.concurrency * 2
+        self.max_in_flight = self.concurrency * 4
         self.owner = new_owner()
         self.keep_statuses = keep_statuses
         self.on_applied = on_applied
@@ -350,8 +381,10 @@ class Sweeper:
         """Lease and submit resources (``which``: see ``claim``); None when too few slots are
         free to bother (claims go in batches, not a row at a time)."""
         free = self.max_in_flight - len(self._in_flight)
-        if free < self.concurrency:
+        if free < self.max_in_flight // 2:
             return None
+        if "resource_ids" in which:
+            which["resource_ids"] = which["resource_ids"][:free]
         claimed = status_services.claim(
             owner=self.owner,
             now=timezone.now(),
@@ -412,18 +445,29 @@ class Sweeper:
 
     def run_once(self, *, now: datetime | None = None, everything: bool = False) -> SweepReport:
         """One pass: every enabled resource that was due when the pass began, or with
-        ``everything`` every enabled resource (each once)."""
+        ``everything`` every enabled resource, due or not (each once; busy ones are skipped)."""
         start = now or timezone.now()
         self._refresh(start, force=True)
-        which = {"attempted_before": start} if everything else {"due_before": start}
+        pending: list[int] | None = None
+        if everything:
+            enabled = Resource.objects.filter(enabled=True).order_by("pk")
+            pending = list(enabled.values_list("pk", flat=True))
         exhausted = False
         while True:
             if not exhausted:
-                free = self.max_in_flight - len(self._in_flight)
-                claimed = self._fill(**which)
-                exhausted = claimed is not None and claimed < free
+                if pending is None:
+                    free = self.max_in_flight - len(self._in_flight)
+                    claimed = self._fill(due_before=start)
+                    exhausted = claimed is not None and claimed < free
+                else:
+                    taken = self.max_in_flight - len(self._in_flight)
+                    if self._fill(resource_ids=pending) is not None:
+                        pending = pending[taken:]
+                    exhausted = not pending
             if not self._in_flight:
-                break
+                if exhausted:
+                    break
+                continue
             self._harvest(0.05)
             self._flush()
         self.drain()
