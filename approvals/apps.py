@@ -35,9 +35,4 @@ class ApprovalsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from bcservice.roles import sync_role_groups
-
         post_migrate.connect(ensure_schedule, sender=self, dispatch_uid="approvals-schedule")
-        # inventory syncs the role groups when *its* post_migrate fires, before this app's
-        # permissions exist on a fresh database; sync again once they do (idempotent).
-        post_migrate.connect(sync_role_groups, sender=self, dispatch_uid="approvals-sync-roles")

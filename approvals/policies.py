@@ -27,6 +27,7 @@ RULE_FIELDS = (
     "change_ticket_pattern",
     "approval_validity_minutes",
     "flap_window_minutes",
+    "allow_precheck_override",
 )
 
 

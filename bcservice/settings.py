@@ -201,6 +201,9 @@ BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
 # Where scripts/backup.sh writes pg_dump files; bc_selfcheck reads their age.
 BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BASE_DIR / "var" / "backups"))
 
+# Longest break-glass grant an eligible person may open (minutes).
+BC_BREAKGLASS_MAX_MINUTES = int(os.environ.get("BC_BREAKGLASS_MAX_MINUTES", "240"))
+
 # When set, /metrics requires "Authorization: Bearer <token>".
 BC_METRICS_TOKEN = os.environ.get("BC_METRICS_TOKEN", "")
 

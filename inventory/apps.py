@@ -9,4 +9,6 @@ class InventoryConfig(AppConfig):
     def ready(self) -> None:
         from bcservice.roles import sync_role_groups
 
-        post_migrate.connect(sync_role_groups, sender=self, dispatch_uid="bc-sync-role-groups")
+        # After every app's migrate (no sender): the admin/auditor groups must get the
+        # permissions of apps that migrate after inventory too. The sync is idempotent.
+        post_migrate.connect(sync_role_groups, dispatch_uid="bc-sync-role-groups")

@@ -59,6 +59,10 @@ class ApprovalPolicy(models.Model):
         help_text="No new failover/switchover/failback on the same resource within this many "
         "minutes of the last one unless an admin acknowledges. 0: off.",
     )
+    allow_precheck_override = models.BooleanField(
+        default=False,
+        help_text="Let an operator override a failed precheck at start, with a recorded reason.",
+    )
     description = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

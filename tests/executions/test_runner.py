@@ -318,3 +318,29 @@ def test_evidence_conclusion_is_worded_conservatively(script, approved_request, 
     execution.refresh_from_db()
     conclusion = next(iter(execution.evidence["resources"].values()))["conclusion"]
     assert conclusion["code"] == "caught_up" and "0/3000060" in conclusion["text"]
+
+
+def test_override_allowed_when_the_policy_says_so(script, approved_request, operator):
+    from approvals.models import ApprovalPolicy
+
+    ApprovalPolicy.objects.update(allow_precheck_override=True)
+    script.results["lag_ok"] = StepResult(ok=False, detail="lag high", overridable=True)
+    execution = _start(
+        approved_request(), operator, overrides=["lag_ok"], override_reason="accepted by CAB"
+    )
+    assert execution.request.policy_snapshot["allow_precheck_override"] is True
+    assert runner.run_execution(execution.pk) == "succeeded"
+    assert Execution.objects.get(pk=execution.pk).steps.get(name="lag_ok").state == "overridden"
+
+
+def test_non_overridable_precheck_failure_stands_even_when_allowed(
+    script, approved_request, operator
+):
+    from approvals.models import ApprovalPolicy
+
+    ApprovalPolicy.objects.update(allow_precheck_override=True)
+    script.results["lag_ok"] = StepResult(ok=False, detail="timeline diverged", overridable=False)
+    execution = _start(
+        approved_request(), operator, overrides=["lag_ok"], override_reason="try anyway"
+    )
+    assert runner.run_execution(execution.pk) == "failed"
