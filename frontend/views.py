@@ -1,7 +1,66 @@
-"""The React app's entry page; everything else it needs comes from the REST API."""
+"""The React app's page: Django serves the Vite build (frontend/dist) at /app/ and below.
 
+The page is dist/index.html as built (its assets are under /static/, served from
+``STATICFILES_DIRS``), with a small JSON block naming the signed-in user and their roles so the
+header can show them before the first API call. Everything else comes from the REST API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import json_script
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from bcservice.roles import user_roles
+
+DIST_DIR = Path(settings.BASE_DIR) / "frontend" / "dist"
+INDEX_NAME = "index.html"
+BOOTSTRAP_ID = "bc-bootstrap"
+
+_cache: dict[str, tuple[float, str]] = {}
 
 
-def index(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("The React app has not been built yet.", content_type="text/plain")
+def built_index(dist_dir: Path = DIST_DIR) -> str | None:
+    """The built index.html, re-read only when the file changes; None when not built."""
+    path = dist_dir / INDEX_NAME
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    cached = _cache.get(str(path))
+    if cached is None or cached[0] != mtime:
+        cached = (mtime, path.read_text(encoding="utf-8"))
+        _cache[str(path)] = cached
+    return cached[1]
+
+
+def bootstrap_data(request: HttpRequest) -> dict:
+    user = request.user
+    return {
+        "login_url": str(settings.LOGIN_URL),
+        "logout_url": reverse("app-logout"),
+        "user": {
+            "username": user.get_username(),
+            "display_name": user.get_full_name() or user.get_username(),
+            "roles": sorted(user_roles(user)),
+        },
+    }
+
+
+@login_required
+@never_cache
+@ensure_csrf_cookie
+def index(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Every /app/ URL gets the same page; the React router picks the screen."""
+    html = built_index()
+    if html is None:
+        return render(request, "frontend/not_built.html", status=503)
+    script = json_script(bootstrap_data(request), BOOTSTRAP_ID)
+    return HttpResponse(html.replace("</head>", f"{script}</head>", 1))

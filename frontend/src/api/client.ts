@@ -1,0 +1,119 @@
+// The one way the app talks to Django: same-origin fetch with the session cookie, the CSRF
+// token on unsafe methods, JSON in and out, and errors that keep the API's reason.
+
+export const API_ROOT = '/api/v1/';
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly body: unknown;
+
+  constructor(status: number, body: unknown, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.body = body;
+  }
+
+  /** The endpoint does not exist on this server (yet). */
+  get notAvailable(): boolean {
+    return this.status === 404 || this.status === 405 || this.status === 501;
+  }
+
+  /** Field errors of a 400 answer, keyed by field ("non_field_errors" for the rest). */
+  get fieldErrors(): Record<string, string[]> {
+    if (this.status !== 400 || !isRecord(this.body)) return {};
+    const out: Record<string, string[]> = {};
+    for (const [key, value] of Object.entries(this.body)) {
+      out[key] = flattenMessages(value);
+    }
+    return out;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function flattenMessages(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(flattenMessages);
+  if (isRecord(value)) {
+    return Object.entries(value).flatMap(([k, v]) => flattenMessages(v).map((m) => `${k}: ${m}`));
+  }
+  return [];
+}
+
+export function readCookie(name: string, cookies: string = document.cookie): string | null {
+  for (const part of cookies.split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) return decodeURIComponent(rest.join('='));
+  }
+  return null;
+}
+
+function describe(status: number, body: unknown, statusText: string): string {
+  if (isRecord(body) && typeof body.detail === 'string') return body.detail;
+  if (status === 401 || status === 403) return 'You are not allowed to do this.';
+  if (status === 404) return 'Not found.';
+  if (status === 400) return 'Some fields need attention.';
+  return `The server answered ${status}${statusText ? ` ${statusText}` : ''}.`;
+}
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export type Query = Record<string, string | number | boolean | null | undefined>;
+
+export function apiUrl(path: string, query?: Query): string {
+  const url = path.startsWith('/') ? path : API_ROOT + path;
+  if (!query) return url;
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `${url}?${text}` : url;
+}
+
+export async function api<T>(
+  path: string,
+  options: { method?: string; query?: Query; body?: unknown; signal?: AbortSignal } = {},
+): Promise<T> {
+  const method = (options.method ?? 'GET').toUpperCase();
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (!SAFE.has(method)) {
+    const token = readCookie('csrftoken');
+    if (token) headers['X-CSRFToken'] = token;
+  }
+  let response: Response;
+  try {
+    response = await fetch(apiUrl(path, options.query), {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal,
+    });
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'AbortError') throw error;
+    throw new ApiError(0, null, 'The server could not be reached.');
+  }
+  const text = await response.text();
+  let body: unknown = null;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, body, describe(response.status, body, response.statusText));
+  }
+  return body as T;
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return 'Something went wrong.';
+}

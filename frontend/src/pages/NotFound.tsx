@@ -1,0 +1,12 @@
+import { Link } from 'react-router';
+
+export function NotFound() {
+  return (
+    <section>
+      <h1>Page not found</h1>
+      <p>
+        This page does not exist. Go to the <Link to="/">status board</Link>.
+      </p>
+    </section>
+  );
+}

@@ -1,0 +1,80 @@
+import type { ReactNode } from 'react';
+import type { Resource } from '../../api/types';
+import { Visibility } from '../../components/Visibility';
+import { formatBytes, formatDuration, formatTime, humanise } from '../../lib/format';
+
+function Row({ term, children }: { term: string; children: ReactNode }) {
+  return (
+    <>
+      <dt>{term}</dt>
+      <dd>{children}</dd>
+    </>
+  );
+}
+
+export function Observation({ resource, age }: { resource: Resource; age: number | null }) {
+  const s = resource.status;
+  const lost = s.visibility === 'lost';
+  const stale = lost ? ' (last known)' : '';
+  return (
+    <section aria-labelledby="obs-title" className="panel">
+      <h2 id="obs-title">Current observation</h2>
+      {lost ? (
+        <p className="lost-block">
+          <Visibility visibility={s.visibility} ageSeconds={age} /> The values below are the last
+          ones seen, not current.
+        </p>
+      ) : null}
+      <dl className={`facts${lost ? ' stale' : ''}`}>
+        <Row term="Lag">
+          {formatDuration(s.lag_seconds)}
+          {stale}
+        </Row>
+        <Row term="Lag (bytes)">
+          {formatBytes(s.lag_bytes)}
+          {stale}
+        </Row>
+        <Row term="RPO target">{formatDuration(resource.rpo_target_seconds)}</Row>
+        <Row term="Observed at">{formatTime(s.observed_at)}</Row>
+        <Row term="Age">{formatDuration(age)}</Row>
+        <Row term="Last attempt">{formatTime(s.last_attempt_at)}</Row>
+        <Row term="Replication">{s.replication ? humanise(s.replication) : '—'}</Row>
+        <Row term="Roles seen">
+          {s.primary_role || s.dr_role
+            ? `${resource.primary_site}: ${s.primary_role || '—'}; ${resource.dr_site}: ${s.dr_role || '—'}`
+            : '—'}
+        </Row>
+      </dl>
+      <h3>Markers</h3>
+      <dl className={`facts${lost ? ' stale' : ''}`}>
+        <Row term={`Primary (${resource.primary_site})`}>
+          <code>{s.primary_marker || '—'}</code>
+        </Row>
+        <Row term={`DR (${resource.dr_site})`}>
+          <code>{s.dr_marker || '—'}</code>
+        </Row>
+        <Row term="Heartbeat">{formatTime(s.heartbeat_at)}</Row>
+      </dl>
+    </section>
+  );
+}
+
+export function Reasons({ resource }: { resource: Resource }) {
+  const reasons = resource.status.reasons;
+  return (
+    <section aria-labelledby="reasons-title" className="panel">
+      <h2 id="reasons-title">Reasons</h2>
+      {reasons.length ? (
+        <ul className="reasons">
+          {reasons.map((r, i) => (
+            <li key={`${r.code}-${i}`}>
+              {r.message} <code className="muted">{r.code}</code>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p>No reason reported: every check passed.</p>
+      )}
+    </section>
+  );
+}

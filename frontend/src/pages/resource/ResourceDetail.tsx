@@ -1,0 +1,113 @@
+import { Link, useParams } from 'react-router';
+import { ApiError, errorMessage } from '../../api/client';
+import { useCollectNow, useResource } from '../../api/inventory';
+import { hasRole, useMe } from '../../api/me';
+import { useRequests } from '../../api/requests';
+import type { Resource } from '../../api/types';
+import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
+import { StateBadge } from '../../components/StateBadge';
+import { formatClock, humanise } from '../../lib/format';
+import { useNow } from '../../lib/useNow';
+import { platformName } from '../board/Filters';
+import { ageNow } from '../board/ResourceTable';
+import { RequestTable } from '../requests/RequestTable';
+import { HistorySection } from './HistorySection';
+import { Observation, Reasons } from './Observation';
+
+function CollectNow({ resource }: { resource: Resource }) {
+  const me = useMe();
+  const collect = useCollectNow(resource.id);
+  if (!hasRole(me.data, 'operator', 'admin')) return null;
+  return (
+    <div className="inline-action">
+      <button type="button" onClick={() => collect.mutate()} disabled={collect.isPending}>
+        {collect.isPending ? 'Collecting…' : 'Collect now'}
+      </button>
+      {collect.isError ? (
+        <span role="alert" className="error-text">
+          {collect.error instanceof ApiError && collect.error.notAvailable
+            ? 'Collecting on demand is not available on this server yet.'
+            : errorMessage(collect.error)}
+        </span>
+      ) : null}
+      {collect.isSuccess ? (
+        <span role="status">Collected at {formatClock(Date.now())}.</span>
+      ) : null}
+    </div>
+  );
+}
+
+function RecentRequests({ resource }: { resource: Resource }) {
+  const requests = useRequests({ resource: resource.id, pageSize: 10 });
+  return (
+    <section aria-labelledby="recent-title" className="panel panel-wide">
+      <div className="section-head">
+        <h2 id="recent-title">Recent requests</h2>
+        <Link className="button-link" to={`/requests/new?resource=${resource.id}`}>
+          New request for {resource.name}
+        </Link>
+      </div>
+      {requests.isPending ? <Loading what="requests" /> : null}
+      {requests.isError && !requests.data ? <ErrorMessage error={requests.error} /> : null}
+      {requests.data ? (
+        requests.data.results.length ? (
+          <RequestTable
+            requests={requests.data.results}
+            caption={`Recent requests for ${resource.name}`}
+          />
+        ) : (
+          <p className="empty">No request for this resource yet.</p>
+        )
+      ) : null}
+    </section>
+  );
+}
+
+export function ResourceDetail() {
+  const id = Number(useParams().id);
+  const query = useResource(id);
+  const now = useNow(1000);
+  if (!Number.isInteger(id)) return <Banner tone="error">Not a resource id.</Banner>;
+  if (query.isPending) return <Loading what="the resource" />;
+  if (query.isError && !query.data) {
+    return query.error instanceof ApiError && query.error.status === 404 ? (
+      <Banner tone="error">
+        No such resource, or it is outside what you may see. <Link to="/">Back to the board</Link>.
+      </Banner>
+    ) : (
+      <ErrorMessage error={query.error} />
+    );
+  }
+  const resource = query.data;
+  const elapsed = query.dataUpdatedAt ? (now - query.dataUpdatedAt) / 1000 : 0;
+  const age = ageNow(resource.status.age_seconds, elapsed);
+  return (
+    <article aria-labelledby="resource-title">
+      <p className="breadcrumb">
+        <Link to="/">Status board</Link> › {resource.name}
+      </p>
+      <div className="page-head">
+        <h1 id="resource-title">
+          {resource.name}{' '}
+          <StateBadge state={resource.status.state} lost={resource.status.visibility === 'lost'} />
+        </h1>
+        <CollectNow resource={resource} />
+      </div>
+      <p className="meta">
+        {platformName(resource.platform)} · Tier {resource.tier} · {humanise(resource.environment)}{' '}
+        · {resource.primary_site} → {resource.dr_site}
+        {resource.owner ? ` · Owner ${resource.owner}` : ''}
+        {resource.enabled === false ? ' · Monitoring disabled' : ''}
+      </p>
+      {query.isError ? (
+        <StaleDataBanner what="this resource" error={query.error} updatedAt={query.dataUpdatedAt} />
+      ) : null}
+      <div className="grid">
+        <Observation resource={resource} age={age} />
+        <Reasons resource={resource} />
+        <HistorySection resource={resource} />
+        <RecentRequests resource={resource} />
+      </div>
+    </article>
+  );
+}
