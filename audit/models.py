@@ -32,3 +32,41 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_name}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "event ``seq`` had hash ``hash``", written by the checkpoint job.
+
+    The copies that matter are the exported ones (the append-only directory, object storage with
+    Object Lock): they live outside the database, so a rewrite of this database shows up against
+    them. This table records what was exported, for status pages and export trailers. Like the
+    events, its rows are never updated or deleted (triggers installed by migration 0004).
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    hash = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+    exported_to = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq} {self.hash[:12]}"
+
+    def document(self) -> dict:
+        """The signed checkpoint document, exactly as exported."""
+        from audit.chain import format_time
+        from audit.signing import FORMAT, VERSION
+
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": format_time(self.at),
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }

@@ -1,0 +1,154 @@
+"""The PostgreSQL fast path for verifying the chain: plain SQL, C parsers, several processes.
+
+The ORM costs more per row than hashing does, so verification reads rows with keyset-paginated
+plain queries (each batch an index range scan) in which PostgreSQL already renders ``at`` the way
+the hash covers it, and hands ``before``/``after`` over as JSON text for the C scanner. Hashing is
+CPU-bound and each event verifies on its own, so a long chain is split into contiguous ranges
+walked by separate processes, then stitched: each range must start with the link its
+predecessor ended on. This module imports psycopg but no Django, so spawned workers start fast.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from audit.chain import GENESIS_HASH, Link, WalkResult, canonical_json, load_json_text, walk
+
+# PostgreSQL renders everything but before/after straight into the canonical text (see
+# audit.chain.canonical_row for the key order): to_json(text) escapes exactly as Python's json
+# does with ensure_ascii=False, and ``at`` comes out as audit.chain.format_time writes it. The JSON
+# values still go through Python, because jsonb normalises numbers and key order differently.
+# A test compares this text with audit.chain.canonical on hostile values.
+ROWS_SQL = """
+SELECT seq, prev_hash, hash,
+  '{"action":' || to_json(action)::text || ',"actor_id":' || coalesce(actor_id::text, 'null')
+    || ',"actor_name":' || to_json(actor_name)::text || ',"after":',
+  after::text,
+  ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+    || '","before":',
+  before::text,
+  ',"context":' || to_json(context)::text || ',"object_id":' || to_json(object_id)::text
+    || ',"object_name":' || to_json(object_name)::text
+    || ',"object_type":' || to_json(object_type)::text
+    || ',"prev_hash":' || to_json(prev_hash)::text || ',"request_id":' || to_json(request_id)::text
+    || ',"seq":' || seq::text || '}'
+FROM audit_auditevent WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s
+"""
+BATCH = 20_000
+
+
+def iter_links(cursor: Any, after_seq: int, upto_seq: int, batch: int = BATCH) -> Iterator[Link]:
+    """Links for after_seq < seq <= upto_seq, in order, ``batch`` rows at a time (flat memory)."""
+    dump, load = canonical_json, load_json_text
+    while after_seq < upto_seq:
+        cursor.execute(ROWS_SQL, [after_seq, upto_seq, batch])
+        rows = cursor.fetchall()
+        if not rows:
+            return
+        for seq, prev_hash, digest, head, after, middle, before, tail in rows:
+            text = "".join(
+                (
+                    head,
+                    "null" if after is None else dump(load(after)),
+                    middle,
+                    "null" if before is None else dump(load(before)),
+                    tail,
+                )
+            )
+            yield seq, prev_hash, digest, text.encode()
+        after_seq = rows[-1][0]
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    start: int  # the first sequence number the range should hold
+    first_prev_hash: str | None  # the link its first row claims (None when it is empty)
+    result: WalkResult
+
+
+def walk_range(
+    cursor: Any,
+    start: int,
+    upto: int,
+    checkpoints: Mapping[int, str] | None,
+    prev_hash: str | None = None,
+) -> RangeResult:
+    """Walk start..upto; without ``prev_hash`` the first row's own link is taken as given."""
+    links = iter_links(cursor, start - 1, upto)
+    first = next(links, None)
+    if first is None:
+        if start > upto:
+            return RangeResult(start, None, WalkResult(True, 0, None, "", None, ""))
+        missing = WalkResult(False, 0, start, f"sequence {start} is missing", None, "")
+        return RangeResult(start, None, missing)
+    claimed = first[1]
+
+    def chained() -> Iterator[Link]:
+        yield first
+        yield from links
+
+    result = walk(
+        chained(),
+        expected_seq=start,
+        prev_hash=claimed if prev_hash is None else prev_hash,
+        checkpoints=checkpoints,
+    )
+    return RangeResult(start, claimed, result)
+
+
+def _worker(params: dict[str, Any], start: int, upto: int, cps: dict[int, str]) -> RangeResult:
+    import psycopg
+
+    with psycopg.connect(**params) as conn, conn.cursor() as cursor:
+        return walk_range(cursor, start, upto, cps)
+
+
+def walk_parallel(
+    params: dict[str, Any],
+    upto: int,
+    checkpoints: Mapping[int, str] | None,
+    workers: int,
+) -> WalkResult:
+    """Verify 1..upto with ``workers`` processes (each its own connection) and stitch the ranges."""
+    size = -(-upto // workers)
+    bounds = [(s, min(s + size - 1, upto)) for s in range(1, upto + 1, size)]
+    cps = dict(checkpoints or {})
+    # spawn, not fork: the caller may be a threaded web server holding open connections.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(bounds), mp_context=context) as pool:
+        futures = [pool.submit(_worker, params, s, e, cps) for s, e in bounds]
+        ranges = [f.result() for f in futures]
+    return stitch(ranges)
+
+
+def stitch(ranges: list[RangeResult]) -> WalkResult:
+    """Join range results in order into one result, as if one walk had covered them all."""
+    checked, prev_hash, last_seq = 0, GENESIS_HASH, None
+    for part in ranges:
+        res = part.result
+        if part.first_prev_hash is not None and part.first_prev_hash != prev_hash:
+            return WalkResult(
+                False,
+                checked,
+                part.start,
+                "link to the previous event is broken",
+                last_seq,
+                prev_hash,
+            )
+        if not res.ok:
+            return WalkResult(
+                False,
+                checked + res.checked,
+                res.first_bad_seq,
+                res.reason,
+                res.last_seq or last_seq,
+                res.last_hash or prev_hash,
+            )
+        checked += res.checked
+        if res.last_seq is not None:
+            prev_hash, last_seq = res.last_hash, res.last_seq
+    return WalkResult(True, checked, None, "", last_seq, prev_hash)
