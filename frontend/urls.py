@@ -7,13 +7,7 @@ from django.urls import path, re_path
 from frontend import views
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="frontend/login.html", redirect_authenticated_user=True
-        ),
-        name="app-login",
-    ),
+    path("login/", views.LoginView.as_view(), name="app-login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="/app/"), name="app-logout"),
     path("", views.index, name="app"),
     re_path(r"^(?P<path>.+)$", views.index, name="app-path"),

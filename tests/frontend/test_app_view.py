@@ -69,6 +69,9 @@ def test_embeds_the_user_and_roles(operator_client: Client) -> None:
     assert data["user"]["roles"] == ["approver_it", "operator"]
     assert data["login_url"] == settings.LOGIN_URL
     assert data["logout_url"] == "/app/logout/"
+    # Only named when the API has it, so the browser never probes a missing URL.
+    assert data["me_url"] in (None, "/api/v1/me/")
+    assert (data["me_url"] is not None) == views.api_has("/api/v1/me/")
 
 
 @needs_build
@@ -130,3 +133,25 @@ def test_app_logout_needs_post_and_ends_the_session(operator_client: Client) -> 
     response = operator_client.post("/app/logout/")
     assert response.status_code == 302
     assert operator_client.get("/app/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_login_page_says_why_single_sign_on_failed() -> None:
+    client = Client()
+    session = client.session
+    session[views.SSO_ERROR_SESSION_KEY] = "Single sign-on refused: no role for your groups."
+    session.save()
+    first = client.get("/app/login/")
+    assert b"Single sign-on refused: no role for your groups." in first.content
+    assert b"Single sign-on refused" not in client.get("/app/login/").content
+    assert b"did not complete" in client.get("/app/login/?sso=failed").content
+
+
+@pytest.mark.django_db
+def test_login_page_offers_single_sign_on_only_when_configured(settings) -> None:
+    settings.OIDC_RP_CLIENT_ID = ""
+    assert b"single sign-on" not in Client().get("/app/login/").content
+    settings.OIDC_RP_CLIENT_ID = "bcservice"
+    if views.sso_login_url() is None:
+        pytest.skip("the OIDC routes are not mounted in this build")
+    assert b"Log in with single sign-on" in Client().get("/app/login/").content

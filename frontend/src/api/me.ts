@@ -6,6 +6,7 @@ export interface Bootstrap {
   user?: Me;
   login_url?: string;
   logout_url?: string;
+  me_url?: string | null;
 }
 
 /** The page's bootstrap data: frontend/views.py embeds who is logged in, their roles and
@@ -36,16 +37,19 @@ function normalise(raw: unknown): Me | null {
   return { username, roles, display_name: display };
 }
 
-/** GET /api/v1/me/ when the server has it; the bootstrap data otherwise. */
+/** GET /api/v1/me/ when the server has it (the page says so); the bootstrap data otherwise. */
 export function useMe() {
   return useQuery({
     queryKey: ['me'],
     queryFn: async ({ signal }) => {
-      try {
-        const me = normalise(await api<unknown>('me/', { signal }));
-        if (me) return me;
-      } catch (error) {
-        if (!(error instanceof ApiError && error.notAvailable)) throw error;
+      const meUrl = bootstrap().me_url;
+      if (meUrl) {
+        try {
+          const me = normalise(await api<unknown>(meUrl, { signal }));
+          if (me) return me;
+        } catch (error) {
+          if (!(error instanceof ApiError && error.notAvailable)) throw error;
+        }
       }
       const fallback = bootstrapUser();
       if (!fallback) throw new ApiError(0, null, 'Who is logged in is not known.');

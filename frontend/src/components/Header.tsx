@@ -2,7 +2,7 @@ import { NavLink } from 'react-router';
 import { readCookie } from '../api/client';
 import { useMe } from '../api/me';
 import { loginUrl, logoutUrl } from '../api/session';
-import { humanise } from '../lib/format';
+import { roleName } from '../lib/format';
 
 function Who() {
   const me = useMe();
@@ -14,7 +14,7 @@ function Who() {
       </span>
     );
   }
-  const roles = me.data.roles.length ? me.data.roles.map(humanise).join(', ') : 'no role';
+  const roles = me.data.roles.length ? me.data.roles.map(roleName).join(', ') : 'no role';
   return (
     <span className="who">
       <span className="visually-hidden">Signed in as </span>

@@ -1,7 +1,7 @@
 // Lag over time as a small dependency-free SVG: the line, gaps where nothing was seen (shaded,
 // labelled "no visibility"), and the yellow and red thresholds drawn across.
 import type { HistoryPoint } from '../api/types';
-import { formatDuration } from '../lib/format';
+import { formatDuration, niceCeil } from '../lib/format';
 
 const W = 800;
 const H = 240;
@@ -15,6 +15,12 @@ interface Props {
   red?: number;
 }
 
+function maxOf(values: number[]): number {
+  let max = 0;
+  for (const v of values) if (v > max) max = v;
+  return max;
+}
+
 function hhmm(ms: number): string {
   return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
 }
@@ -22,14 +28,14 @@ function hhmm(ms: number): string {
 export function summarise(points: HistoryPoint[], red?: number): string {
   const lags = points.map((p) => p.lag_seconds).filter((v): v is number => v !== null);
   if (!lags.length) return 'No lag was measured in this period.';
-  const max = Math.max(...lags);
+  const max = maxOf(lags);
   const last = lags[lags.length - 1] ?? 0;
   const lost = points.filter((p) => !p.visible).length;
   const overRed = red !== undefined ? lags.filter((v) => v > red).length : 0;
   return [
     `Latest lag ${formatDuration(last)}, highest ${formatDuration(max)}.`,
     red !== undefined ? `${overRed} of ${lags.length} samples above the red threshold.` : '',
-    lost ? `${lost} samples without visibility.` : '',
+    lost ? `${lost} sample${lost === 1 ? '' : 's'} without visibility.` : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -37,7 +43,7 @@ export function summarise(points: HistoryPoint[], red?: number): string {
 
 export function LagChart({ points, since, until, yellow, red }: Props) {
   const lags = points.map((p) => p.lag_seconds ?? 0);
-  const top = Math.max(1, ...lags, (red ?? 0) * 1.15, (yellow ?? 0) * 1.15);
+  const top = niceCeil(Math.max(1, maxOf(lags), (red ?? 0) * 1.1, (yellow ?? 0) * 1.1));
   const span = Math.max(1, until - since);
   const x = (ms: number) => PAD.left + ((ms - since) / span) * (W - PAD.left - PAD.right);
   const y = (v: number) => H - PAD.bottom - (v / top) * (H - PAD.top - PAD.bottom);
@@ -60,7 +66,7 @@ export function LagChart({ points, since, until, yellow, red }: Props) {
   if (current.length) segments.push(current.join(' '));
 
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => since + f * span);
-  const yTicks = [0, top / 2, top];
+  const yTicks = [0, top / 4, top / 2, (3 * top) / 4, top];
 
   return (
     <figure className="chart">

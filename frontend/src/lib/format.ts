@@ -65,3 +65,25 @@ export function secondsSince(iso: string | null | undefined, now: number): numbe
   const at = new Date(iso).getTime();
   return Number.isNaN(at) ? null : Math.max(0, (now - at) / 1000);
 }
+
+const ROLE_NAMES: Record<string, string> = {
+  viewer: 'Viewer',
+  operator: 'Operator',
+  approver_it: 'IT approver',
+  approver_business: 'Business approver',
+  admin: 'Admin',
+  auditor: 'Auditor',
+};
+
+export function roleName(role: string): string {
+  return ROLE_NAMES[role] ?? humanise(role);
+}
+
+/** A round axis maximum at or above `value` for durations in seconds. */
+export function niceCeil(value: number): number {
+  const steps = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400,
+  ];
+  for (const step of steps) if (value <= step) return step;
+  return Math.ceil(value / 86400) * 86400;
+}

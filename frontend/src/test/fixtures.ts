@@ -1,5 +1,5 @@
 // Test data shaped exactly like the API's (the generated types check it).
-import type { Group, Page, Resource, ResourceStatus } from '../api/types';
+import type { Group, Page, RequestDetail, Resource, ResourceStatus } from '../api/types';
 
 export function status(overrides: Partial<ResourceStatus> = {}): ResourceStatus {
   return {
@@ -64,4 +64,91 @@ export function group(overrides: Partial<Group> = {}): Group {
 
 export function page<T>(results: T[]): Page<T> {
   return { count: results.length, next: null, previous: null, results };
+}
+
+export function requestDetail(overrides: Partial<RequestDetail> = {}): RequestDetail {
+  return {
+    id: 7,
+    kind: 'switchover',
+    resource: 1,
+    resource_name: 'orders-pg',
+    group: null,
+    group_name: '',
+    target_site: 'dublin',
+    target_site_id: 2,
+    reason: 'Quarterly test',
+    change_ticket: 'CHG0012345',
+    requested_by: 'olive',
+    requested_by_id: 1,
+    state: 'pending_approval',
+    state_reason: '',
+    state_changed_at: null,
+    created_at: '2026-11-20T10:00:00Z',
+    expires_at: '2026-11-20T14:00:00Z',
+    approved_at: null,
+    started_at: null,
+    finished_at: null,
+    breakglass_grant: null,
+    policy: {
+      id: 1,
+      name: 'Tier 1 (default)',
+      tier: 1,
+      kind: null,
+      environment: null,
+      min_approvers: 2,
+      required_roles: ['approver_it', 'approver_business'],
+      require_change_ticket: true,
+      change_ticket_pattern: '^CHG\\d+$',
+      approval_validity_seconds: 14400,
+      flap_window_seconds: 0,
+    },
+    policy_fingerprint: 'abc',
+    approvals_required: {
+      count: 2,
+      roles: ['approver_it', 'approver_business'],
+      received: 1,
+      covered: { approver_it: 'ivan' },
+      missing_roles: ['approver_business'],
+      still_needed: 1,
+      satisfied: false,
+    },
+    approvals: [
+      {
+        id: 1,
+        approver: 'ivan',
+        approver_id: 3,
+        decision: 'approve',
+        roles: ['approver_it'],
+        role_counted: 'approver_it',
+        comment: 'ok',
+        at: '2026-11-20T10:05:00Z',
+        readiness: [
+          { resource: 1, name: 'orders-pg', state: 'green', visibility: 'ok', lag_seconds: 1 },
+        ],
+        policy_fingerprint: 'abc',
+        valid: true,
+        voided_at: null,
+        void_reason: '',
+      },
+    ],
+    flapping: {
+      window_seconds: 0,
+      last_move_at: null,
+      window_ends_at: null,
+      acknowledged: false,
+      blocked: false,
+    },
+    flap_acknowledged_by: '',
+    flap_acknowledged_at: null,
+    flap_acknowledgement: '',
+    can_approve: true,
+    why_not: '',
+    can_deny: true,
+    why_not_deny: '',
+    can_cancel: false,
+    can_start: false,
+    why_not_start: 'The request is not approved.',
+    start_blocker: 'not_approved',
+    ...overrides,
+  };
 }

@@ -1,6 +1,6 @@
 import type { ApprovalRow, Readiness, RequestDetail } from '../../api/types';
 import { PhaseBadge, StateBadge } from '../../components/StateBadge';
-import { formatDuration, formatTime, humanise } from '../../lib/format';
+import { formatDuration, formatTime, humanise, roleName } from '../../lib/format';
 
 function asReadiness(rows: ApprovalRow['readiness']): Readiness[] {
   return rows.map((row) => row as Readiness);
@@ -41,7 +41,7 @@ function Required({ request }: { request: RequestDetail }) {
         <ul className="roles-needed" aria-label="Roles that must be covered">
           {a.roles.map((role) => (
             <li key={role}>
-              {humanise(role)}:{' '}
+              {roleName(role)}:{' '}
               {a.covered[role] ? (
                 <span className="ok-text">
                   <span aria-hidden="true">✓ </span>covered by {a.covered[role]}
@@ -93,7 +93,7 @@ export function ApprovalsPanel({ request }: { request: RequestDetail }) {
                       </div>
                     ) : null}
                   </td>
-                  <td>{a.role_counted ? humanise(a.role_counted) : '—'}</td>
+                  <td>{a.role_counted ? roleName(a.role_counted) : '—'}</td>
                   <td>{formatTime(a.at)}</td>
                   <td>{a.comment || <span className="muted">—</span>}</td>
                   <td>

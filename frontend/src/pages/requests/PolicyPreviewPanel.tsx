@@ -2,7 +2,7 @@ import { ApiError } from '../../api/client';
 import { usePolicyPreview, type Scope } from '../../api/requests';
 import type { PolicySummary, RequestKind } from '../../api/types';
 import { ErrorMessage, Loading, NotAvailable } from '../../components/Banner';
-import { formatDuration, humanise } from '../../lib/format';
+import { formatDuration, humanise, roleName } from '../../lib/format';
 
 export function PolicyFacts({ policy }: { policy: PolicySummary }) {
   const approvers = policy.min_approvers ?? 0;
@@ -19,7 +19,7 @@ export function PolicyFacts({ policy }: { policy: PolicySummary }) {
       <dt>Roles to cover</dt>
       <dd>
         {policy.required_roles.length
-          ? policy.required_roles.map(humanise).join(', ')
+          ? policy.required_roles.map(roleName).join(', ')
           : 'Any approver'}
       </dd>
       <dt>Change ticket</dt>

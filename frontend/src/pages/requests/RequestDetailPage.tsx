@@ -113,7 +113,7 @@ export function RequestDetailPage() {
         </Banner>
       ) : null}
       <Executions request={request} />
-      <div className="grid">
+      <div className="grid grid-2">
         <Summary request={request} />
         <VotePanel request={request} />
         <ApprovalsPanel request={request} />

@@ -1,7 +1,7 @@
 import { Link } from 'react-router';
 import type { RequestRow } from '../../api/types';
 import { PhaseBadge } from '../../components/StateBadge';
-import { formatTime, humanise } from '../../lib/format';
+import { formatTime, humanise, roleName } from '../../lib/format';
 
 export function scopeName(r: Pick<RequestRow, 'resource_name' | 'group_name'>): string {
   return r.resource_name || (r.group_name ? `${r.group_name} (group)` : '—');
@@ -12,7 +12,7 @@ export function approvalsText(r: RequestRow): string {
   if (!a) return '—';
   if (a.count === 0 && a.roles.length === 0) return 'None needed';
   const roles = a.missing_roles.length
-    ? `; missing ${a.missing_roles.map(humanise).join(', ')}`
+    ? `; missing ${a.missing_roles.map(roleName).join(', ')}`
     : '';
   return `${a.received} of ${a.count}${roles}`;
 }

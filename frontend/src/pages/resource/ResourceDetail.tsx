@@ -102,7 +102,7 @@ export function ResourceDetail() {
       {query.isError ? (
         <StaleDataBanner what="this resource" error={query.error} updatedAt={query.dataUpdatedAt} />
       ) : null}
-      <div className="grid">
+      <div className="grid grid-2">
         <Observation resource={resource} age={age} />
         <Reasons resource={resource} />
         <HistorySection resource={resource} />
