@@ -7,9 +7,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from audit import services as audit
+from bcservice.accounts.services import api_token_rotate
 from bcservice.roles import STAFF_ROLES, parse_roles
 
 
@@ -43,8 +43,14 @@ def user_set_roles(
 
 @transaction.atomic
 def user_rotate_token(*, actor: Any, user: Any) -> str:
-    """Replace the user's API token with a new one and return it; it is shown only once."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
-    audit.record(action="token.rotated", actor=actor, obj=user, object_name=user.get_username())
-    return token.key
+    """Revoke the user's API tokens, issue a new one and return its value; it is shown only once
+    (only a digest is stored, see bcservice.auth.tokens)."""
+    token, value = api_token_rotate(actor=actor, user=user)
+    audit.record(
+        action="token.rotated",
+        actor=actor,
+        obj=user,
+        object_name=user.get_username(),
+        after={"token_id": token.pk, "name": token.name, "prefix": token.prefix},
+    )
+    return value

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "approvals",
     "executions",
     "notifications",
+    "bcservice.accounts",
     "frontend",
 ]
 
@@ -116,7 +117,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # Password logins, limited by BC_LOCAL_LOGIN (see the identity block below).
+    "bcservice.auth.backends.LocalPasswordBackend",
+    # OpenID Connect; answers nothing unless the BC_OIDC_* settings are present.
+    "bcservice.auth.oidc.OIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user object
@@ -149,7 +153,7 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first so that an unauthenticated request gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "bcservice.auth.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -226,6 +230,52 @@ LOGGING = {
         "snowflake.connector": {"level": "WARNING"},
     },
 }
+
+# --- Identity: OIDC single sign-on, local logins, API tokens, MFA for approvers -----------------
+# OIDC is on when a client id and secret are set together with an issuer (endpoints discovered
+# from /.well-known/openid-configuration on first use) or the explicit endpoints. See
+# docs/operations/identity.md; bcservice.auth.oidc reads these at call time.
+BC_OIDC_ISSUER = os.environ.get("BC_OIDC_ISSUER", "").rstrip("/")
+OIDC_RP_CLIENT_ID = os.environ.get("BC_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("BC_OIDC_CLIENT_SECRET", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("BC_OIDC_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("BC_OIDC_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("BC_OIDC_USERINFO_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("BC_OIDC_JWKS_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("BC_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("BC_OIDC_SCOPES", "openid email profile groups")
+OIDC_TOKEN_USE_BASIC_AUTH = env_bool("BC_OIDC_TOKEN_BASIC_AUTH", True)
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = int(os.environ.get("BC_OIDC_TIMEOUT", "10"))
+OIDC_AUTHENTICATE_CLASS = "bcservice.auth.views.OIDCLoginView"
+OIDC_CALLBACK_CLASS = "bcservice.auth.views.OIDCCallbackView"
+# The claim that names the Django user, and the claim (dotted path allowed, e.g.
+# "realm_access.roles") whose values are matched against the admin's role mappings.
+BC_OIDC_USERNAME_CLAIM = os.environ.get("BC_OIDC_USERNAME_CLAIM", "preferred_username")
+BC_OIDC_GROUPS_CLAIM = os.environ.get("BC_OIDC_GROUPS_CLAIM", "groups")
+# Let an OIDC login take over an existing local account of the same name (off: refused).
+BC_OIDC_LINK_LOCAL_USERS = env_bool("BC_OIDC_LINK_LOCAL_USERS")
+LOGIN_REDIRECT_URL = "/app/"
+LOGIN_REDIRECT_URL_FAILURE = "/app/login/?sso=failed"
+LOGOUT_REDIRECT_URL = "/app/"
+# With SSO configured, people who are not logged in go to the identity provider.
+LOGIN_URL = os.environ.get("BC_LOGIN_URL") or (
+    "/oidc/authenticate/" if OIDC_RP_CLIENT_ID else LOGIN_URL
+)
+# Password logins: "all" (default, the demo's local accounts), "breakglass" (only users flagged
+# for break-glass in the admin) or "none". Enforced by bcservice.auth.backends.
+BC_LOCAL_LOGIN = os.environ.get("BC_LOCAL_LOGIN", "all").strip().lower()
+if BC_LOCAL_LOGIN not in {"all", "breakglass", "none"}:
+    raise ImproperlyConfigured("BC_LOCAL_LOGIN must be one of: all, breakglass, none")
+# MFA is the identity provider's job; approver roles need a login whose ID token carries one of
+# these acr values and/or one of these amr values (empty: no requirement).
+BC_APPROVER_REQUIRED_ACR = env_list("BC_APPROVER_REQUIRED_ACR")
+BC_APPROVER_REQUIRED_AMR = env_list("BC_APPROVER_REQUIRED_AMR")
+# Sessions end after this many seconds (roles from the IdP are recomputed at each login).
+SESSION_COOKIE_AGE = int(os.environ.get("BC_SESSION_SECONDS", str(8 * 3600)))
+if PRODUCTION:
+    # __Host-: the browser refuses the cookie unless Secure, Path=/ and without Domain.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("BC_SECURE_SSL_REDIRECT", True)

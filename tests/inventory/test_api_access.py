@@ -48,10 +48,10 @@ def test_only_admin_writes(users, client_for, who, expected):
 
 @pytest.mark.django_db
 def test_token_authentication(users, client):
-    from rest_framework.authtoken.models import Token
+    from bcservice.services import user_rotate_token
 
-    token = Token.objects.create(user=users["viewer"])
-    response = client.get("/api/v1/resources/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    token = user_rotate_token(actor=None, user=users["viewer"])
+    response = client.get("/api/v1/resources/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     bad = client.get("/api/v1/resources/", HTTP_AUTHORIZATION="Token not-a-token")
     assert bad.status_code == 401
