@@ -1,0 +1,282 @@
+"""SQL Server Always On availability groups: read-only observation with pyodbc.
+
+Each configured replica (the one at the primary site and the one at the DR site) is reached
+separately, in parallel, through ODBC (FreeTDS by default): one unreachable side does not hide
+the other, and one that hangs costs at most about ``timeout_seconds``. Every query is a plain
+batch without parameters (FreeTDS cannot run ``sp_prepexec``); the only value interpolated is
+the availability group name, which must match a strict identifier pattern and is quoted as an
+N'' literal. The monitoring login needs VIEW SERVER STATE and VIEW ANY DEFINITION; nothing here
+writes. Queries, column meanings and the lag estimate are in docs/connectors/mssql.md; turning
+the rows into roles, markers, lag and a replication state is ``mssql_assess``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pyodbc
+
+from connectors.contract import (
+    Capability,
+    Connector,
+    Observation,
+    Outcome,
+    Support,
+    Target,
+)
+from connectors.platforms.mssql_assess import Side, assemble, describe
+from inventory.connection_settings import with_defaults
+
+# sysname-safe subset: letters, digits, _ . - (no quotes, brackets or spaces to escape).
+AG_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+SERVER_QUERY = (
+    "SELECT @@SERVERNAME AS server_name,"
+    " CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS product_version,"
+    " CAST(SERVERPROPERTY('IsHadrEnabled') AS int) AS is_hadr_enabled;"
+)
+REPLICAS_QUERY = """
+SELECT ag.name AS ag_name, ar.replica_server_name, ar.availability_mode_desc,
+       ar.failover_mode_desc, ar.secondary_role_allow_connections_desc,
+       ars.is_local, ars.role_desc, ars.operational_state_desc, ars.connected_state_desc,
+       ars.synchronization_health_desc, ars.last_connect_error_number,
+       ars.last_connect_error_description, ars.last_connect_error_timestamp
+FROM sys.availability_groups AS ag
+JOIN sys.availability_replicas AS ar ON ar.group_id = ag.group_id
+LEFT JOIN sys.dm_hadr_availability_replica_states AS ars ON ars.replica_id = ar.replica_id
+WHERE ag.name = {ag};"""
+DATABASES_QUERY = """
+SELECT ar.replica_server_name, adc.database_name, drs.is_local, drs.is_primary_replica,
+       drs.synchronization_state_desc, drs.synchronization_health_desc, drs.is_suspended,
+       drs.suspend_reason_desc, drs.last_hardened_lsn, drs.last_redone_lsn,
+       drs.last_commit_lsn, drs.last_commit_time, drs.end_of_log_lsn,
+       drs.log_send_queue_size, drs.log_send_rate, drs.redo_queue_size, drs.redo_rate,
+       drs.secondary_lag_seconds
+FROM sys.dm_hadr_database_replica_states AS drs
+JOIN sys.availability_replicas AS ar ON ar.replica_id = drs.replica_id
+JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id
+JOIN sys.availability_databases_cluster AS adc
+  ON adc.group_id = drs.group_id AND adc.group_database_id = drs.group_database_id
+WHERE ag.name = {ag};"""
+HEARTBEAT_QUERY = "SELECT MAX({column}) AS heartbeat_at FROM {table};"
+
+_SYNC = "needs a synchronous-commit secondary: planned manual failover requires SYNCHRONIZED"
+_EXECUTE = "the execution login needs ALTER AVAILABILITY GROUP on the availability group"
+
+
+def ag_literal(name: str) -> str:
+    """The AG name as an N'' literal; refuses anything but a plain identifier."""
+    if not AG_NAME_RE.match(name or ""):
+        raise ValueError(f"availability group name {name!r} is not a plain identifier")
+    return "N'" + name.replace("'", "''") + "'"
+
+
+def quoted(identifier: str) -> str:
+    """``schema.table`` or ``table`` -> ``[schema].[table]`` after a strict check."""
+    parts = identifier.split(".")
+    if not 1 <= len(parts) <= 3 or not all(IDENT_RE.match(p) for p in parts):
+        raise ValueError(f"{identifier!r} is not a plain (schema-qualified) identifier")
+    return ".".join(f"[{p}]" for p in parts)
+
+
+def _odbc_value(value: Any) -> str:
+    """An ODBC connection-string value, braced when it holds ; { } = or edge spaces."""
+    text = str(value)
+    if any(c in text for c in ";{}=") or text != text.strip():
+        return "{" + text.replace("}", "}}") + "}"
+    return text
+
+
+def connection_string(conn: dict[str, Any], site: str, creds: dict[str, str]) -> str:
+    """Connection string for one replica. Always DATABASE=master: a non-readable secondary
+    refuses connections to its availability databases, and every DMV read here is
+    server-scoped."""
+    driver = str(conn.get("driver") or "FreeTDS")
+    host, port = conn.get(f"{site}_server"), int(conn.get(f"{site}_port") or 1433)
+    parts = [f"DRIVER={{{driver}}}"]
+    if "freetds" in driver.lower():
+        parts += [f"SERVER={_odbc_value(host)}", f"PORT={port}", "TDS_Version=7.4"]
+        if conn.get("encrypt"):
+            parts.append("Encryption=require")
+    else:  # Microsoft's ODBC Driver 17/18 syntax
+        parts += [f"SERVER={_odbc_value(f'tcp:{host},{port}')}"]
+        parts.append("Encrypt=yes" if conn.get("encrypt") else "Encrypt=no")
+    parts += ["DATABASE=master", "APP=bcservice-monitor"]
+    if creds.get("username"):
+        parts += [f"UID={_odbc_value(creds['username'])}", f"PWD={_odbc_value(creds['password'])}"]
+    return ";".join(parts) + ";"
+
+
+class MssqlConnector(Connector):
+    platform = "mssql"
+
+    def capabilities(self, target: Target | None = None) -> dict[str, Capability]:
+        conditional = Support.CONDITIONAL
+        heartbeat = (
+            Capability(Support.YES)
+            if target is not None and target.heartbeat is not None
+            else Capability(
+                conditional,
+                "needs a heartbeat table updated on the primary (UTC, e.g. SYSUTCDATETIME()) "
+                "and readable on the DR replica (readable secondary); configure it on the "
+                "resource",
+            )
+        )
+        return {
+            "monitor": Capability(Support.YES),
+            "replication_marker": Capability(Support.YES),
+            "heartbeat": heartbeat,
+            "switchover": Capability(conditional, f"{_SYNC}; {_EXECUTE}"),
+            "failover": Capability(
+                conditional, f"forced failover with possible data loss; {_EXECUTE}"
+            ),
+            "failback": Capability(
+                conditional,
+                "after a forced failover the former primary's databases stay suspended until "
+                f"resumed (ALTER DATABASE ... SET HADR RESUME); then as switchover: {_SYNC}",
+            ),
+            "drill": Capability(
+                conditional,
+                "a read-only drill needs a readable secondary; a write drill needs an isolated "
+                "copy (restored backup or snapshot) of the DR databases",
+            ),
+        }
+
+    def observe(self, target: Target) -> Observation:
+        observed_at = datetime.now(UTC)
+        conn = with_defaults(self.platform, dict(target.connection))
+        # A secret that cannot be resolved is not a target problem: SecretError propagates.
+        creds = dict(target.credentials("monitor") or {})
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mssql-observe") as pool:
+            futures = {
+                site: pool.submit(self._observe_side, site, conn, creds, target)
+                for site in ("primary", "dr")
+            }
+            sides = {site: future.result() for site, future in futures.items()}
+        return assemble(observed_at, conn, sides["primary"], sides["dr"])
+
+    # -- one side ----------------------------------------------------------------------------
+
+    def _observe_side(
+        self, site: str, conn: dict[str, Any], creds: dict[str, str], target: Target
+    ) -> Side:
+        host, port = conn.get(f"{site}_server") or "", conn.get(f"{site}_port") or 1433
+        side = Side.new(site, f"{host}:{port}", conn.get(f"{site}_replica") or "")
+        if not host:
+            side.obs.outcome, side.obs.error = Outcome.NOT_CONFIGURED, f"no {site}_server set"
+            return side
+        try:
+            ag = ag_literal(str(conn.get("availability_group") or ""))
+        except ValueError as exc:
+            side.obs.outcome, side.obs.error = Outcome.NOT_CONFIGURED, str(exc)
+            return side
+        # ODBC timeouts are whole seconds: login timeout for connect+login, query timeout after.
+        seconds = max(1, math.ceil(target.timeout_seconds))
+        connstr = connection_string(conn, site, creds)
+        cnxn = None
+        try:
+            cnxn = pyodbc.connect(connstr, timeout=seconds, autocommit=True)
+            cnxn.timeout = seconds
+            cursor = cnxn.cursor()
+            cursor.execute(
+                SERVER_QUERY + REPLICAS_QUERY.format(ag=ag) + DATABASES_QUERY.format(ag=ag)
+            )
+            sets = _result_sets(cursor)
+            side.server = (sets[0] or [{}])[0] if sets else {}
+            side.replicas = sets[1] if len(sets) > 1 else []
+            side.databases = sets[2] if len(sets) > 2 else []
+            describe(side, conn)
+            if site == "dr" and target.heartbeat is not None and side.obs.reachable:
+                self._read_heartbeat(cursor, side, conn, target)
+        except pyodbc.Error as exc:
+            side.obs.outcome = classify(exc)
+            side.obs.error = f"{side.obs.endpoint}: {error_text(exc, creds, connstr)}"
+        except Exception as exc:  # never raise: every failure becomes an outcome
+            side.obs.outcome = Outcome.ERROR
+            side.obs.error = f"{side.obs.endpoint}: {type(exc).__name__}: {exc}"[:300]
+        finally:
+            if cnxn is not None:
+                with contextlib.suppress(pyodbc.Error):  # the session may be gone already
+                    cnxn.close()
+        return side
+
+    @staticmethod
+    def _read_heartbeat(
+        cursor: pyodbc.Cursor, side: Side, conn: dict[str, Any], target: Target
+    ) -> None:
+        assert target.heartbeat is not None
+        table = target.heartbeat.table
+        try:
+            if table.count(".") < 2 and side.database:
+                # Connected to master: name the availability database explicitly.
+                table = f"{side.database}.{table if '.' in table else 'dbo.' + table}"
+            sql = HEARTBEAT_QUERY.format(
+                column=quoted(target.heartbeat.column), table=quoted(table)
+            )
+            cursor.execute(sql)
+            row = cursor.fetchone()
+        except (ValueError, pyodbc.Error) as exc:
+            side.heartbeat_error = (
+                str(exc) if isinstance(exc, ValueError) else error_text(exc, {}, "")
+            )
+            return
+        value = row[0] if row else None
+        if isinstance(value, datetime):
+            # The documented convention: the heartbeat column holds UTC.
+            side.heartbeat = value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _result_sets(cursor: pyodbc.Cursor) -> list[list[dict[str, Any]]]:
+    """Every result set of the batch, as lists of {column: value}."""
+    sets: list[list[dict[str, Any]]] = []
+    while True:
+        if cursor.description:
+            names = [d[0] for d in cursor.description]
+            sets.append([dict(zip(names, row, strict=True)) for row in cursor.fetchall()])
+        if not cursor.nextset():
+            return sets
+
+
+_PERMISSION = re.compile(r"permission|\((229|297|300|15151|15247)\)", re.I)
+_TAGS = re.compile(r"\[(?:unixODBC|FreeTDS|SQL Server|Microsoft|ODBC [^\]]*)\]")
+_CALL = re.compile(r"\s*\((?:SQL\w+)\)")
+
+
+def classify(exc: pyodbc.Error) -> Outcome:
+    """pyodbc error -> outcome, from the SQLSTATE and the SQL Server error number."""
+    state = str(exc.args[0]) if exc.args else ""
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    lowered = text.lower()
+    if state == "28000" or "(18456)" in text or "login failed" in lowered:
+        return Outcome.AUTH_FAILED
+    if state in ("HYT00", "HYT01") or "timeout expired" in lowered or "timed out" in lowered:
+        return Outcome.TIMEOUT
+    if state == "IM002" or "can't open lib" in lowered:
+        return Outcome.NOT_CONFIGURED  # the ODBC driver is not installed/registered
+    if state.startswith("08"):
+        return Outcome.CONNECTION_ERROR
+    if state.startswith("42") and _PERMISSION.search(text):
+        return Outcome.PERMISSION_DENIED
+    return Outcome.ERROR
+
+
+def error_text(exc: pyodbc.Error, creds: dict[str, str], connstr: str) -> str:
+    """Readable, bounded, credential-free: ``SQLSTATE: message (number)``."""
+    state = str(exc.args[0]) if exc.args else ""
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    text = _CALL.sub("", _TAGS.sub("", text))
+    text = re.sub(r"\[[0-9A-Z]{5}\]\s*", "", text).strip()
+    if connstr:
+        text = text.replace(connstr, "***")
+    for key, value in creds.items():
+        # Only secrets are masked: the login name is what an operator needs to see.
+        if key != "username" and value and len(value) > 3:
+            text = text.replace(value, "***")
+    text = re.sub(r"(?i)\bPWD=[^;]*", "PWD=***", text)
+    return f"{state}: {text}"[:300] if state else text[:300]
