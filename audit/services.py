@@ -2,7 +2,9 @@
 
 Call it inside the transaction of the change it describes. Appends are serialised so the chain
 never forks: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by the database's single
-writer (the settings open every transaction with BEGIN IMMEDIATE).
+writer (the settings open every transaction with BEGIN IMMEDIATE). Every
+``BC_AUDIT_CHECKPOINT_EVERY`` events the checkpoint job is queued once the transaction commits:
+signing happens in the worker, which holds the key; the web process never does.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit import conf
 from audit.chain import GENESIS_HASH, event_hash, format_time
 from audit.models import AuditEvent
 from audit.snapshot import json_safe
@@ -76,4 +79,11 @@ def record(
         }
         digest = event_hash(fields)
         fields["at"] = at
-        return AuditEvent.objects.create(**fields, hash=digest)
+        event = AuditEvent.objects.create(**fields, hash=digest)
+    every = conf.checkpoint_every()
+    if every and seq % every == 0:
+        from audit.tasks import enqueue_checkpoint
+
+        # After commit: a rolled-back append must not be checkpointed (and is not in the chain).
+        transaction.on_commit(enqueue_checkpoint)
+    return event

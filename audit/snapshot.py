@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -12,9 +13,32 @@ from django.db import models
 _REDACTED = {"password", "key", "token", "secret"}
 
 
+def _parse_float(text: str) -> float | int:
+    """A float as it will come back out of PostgreSQL's jsonb, which stores numbers as numeric.
+
+    jsonb prints ``1e+20`` as ``100000000000000000000`` (read back as an int) and has no
+    negative zero; without this an event holding such a number would fail verification on
+    PostgreSQL although nobody touched it.
+    """
+    value = float(text)
+    if value == 0:
+        return 0.0
+    rendered = repr(value)
+    if "e+" in rendered:
+        return int(Decimal(rendered))
+    return value
+
+
+def _parse_constant(text: str) -> str:
+    # NaN and Infinity are not JSON (PostgreSQL refuses them); keep them readable as text.
+    return text
+
+
 def json_safe(value: Any) -> Any:
-    """Round-trip through JSON so the stored value is exactly what the hash was computed over."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """Round-trip through JSON so the stored value is exactly what the hash was computed over,
+    and what every supported database gives back."""
+    text = json.dumps(value, cls=DjangoJSONEncoder)
+    return json.loads(text, parse_float=_parse_float, parse_constant=_parse_constant)
 
 
 def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
