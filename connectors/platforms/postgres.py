@@ -120,10 +120,19 @@ def assemble(
     obs.marker_available = bool(obs.primary_marker and obs.dr_marker)
     if obs.marker_available:
         obs.lag_bytes = max(0, (lsn_int(obs.primary_marker) or 0) - (lsn_int(obs.dr_marker) or 0))
+    slot_name = conn.get("slot_name") or ""
+    slot = (
+        next((s for s in current.slots if s.get("slot_name") == slot_name), None)
+        if current
+        else None
+    )
+    row, ambiguous = _standby_row(current, replica, slot) if current else (None, False)
     if replica_ok:
         obs.heartbeat_at = replica.heartbeat
-    obs.lag_seconds = _lag_seconds(obs, current, replica if replica_ok else None)
-    obs.replication = _replication(obs, conn, primary, dr, writers, replica)
+        obs.lag_seconds = _lag_seconds(obs, current, replica, row)
+    obs.replication = _replication(
+        obs, slot_name, slot, row, ambiguous, primary, dr, writers, replica
+    )
     obs.raw["computed"] = jsonable(
         {
             "current_primary": current.obs.site if current else None,
@@ -136,12 +145,10 @@ def assemble(
 
 
 def _lag_seconds(
-    obs: Observation, current: NodeRead | None, replica: NodeRead | None
+    obs: Observation, current: NodeRead | None, replica: NodeRead, row: dict[str, Any] | None
 ) -> float | None:
-    """Seconds the replica's replayed state is behind; correct on an idle primary (0 when it
-    has replayed everything), see docs/connectors/postgres.md."""
-    if replica is None:
-        return None
+    """Seconds the replica's replayed state is behind the primary; 0 when it has replayed
+    everything, also on an idle primary. See docs/connectors/postgres.md, "Lag"."""
     if current is not None and obs.lag_bytes == 0:
         return 0.0
     if replica.heartbeat is not None:
@@ -150,6 +157,13 @@ def _lag_seconds(
         if current is None and replica.server_time is not None:
             # The primary cannot be seen: how old the last heartbeat the replica applied is.
             return max(0.0, (replica.server_time - replica.heartbeat).total_seconds())
+    delayed = replica.replay_paused or replica.apply_delay not in ("", "0", "0ms")
+    if row is not None and row.get("state") == "streaming" and not delayed:
+        # Replay keeps up with what arrives: the walsender's measured replay lag (it grows
+        # while apply is stuck; NULL once the standby caught up and the primary went quiet).
+        # Far better than the last replayed commit's age, which on a primary writing no
+        # transactions (only e.g. checkpoint records) grows for no reason.
+        return float(row.get("replay_lag_seconds") or 0.0)
     if replica.last_xact_replay_at is not None and replica.server_time is not None:
         return max(0.0, (replica.server_time - replica.last_xact_replay_at).total_seconds())
     return None
@@ -157,7 +171,10 @@ def _lag_seconds(
 
 def _replication(
     obs: Observation,
-    conn: dict[str, Any],
+    slot_name: str,
+    slot: dict[str, Any] | None,
+    row: dict[str, Any] | None,
+    ambiguous: bool,
     primary: NodeRead,
     dr: NodeRead,
     writers: list[NodeRead],
@@ -176,13 +193,10 @@ def _replication(
         return Replication.BROKEN
     current = writers[0]
     name = replica.cluster_name or replica.obs.endpoint
-    slot_name = conn.get("slot_name") or ""
-    slot = next((s for s in current.slots if s.get("slot_name") == slot_name), None)
     if slot_name and slot is None:
         obs.notes.append(f"replication slot {slot_name!r} does not exist on the primary")
     elif slot is not None and not slot.get("active"):
         obs.notes.append(f"replication slot {slot_name!r} is not in use")
-    row, ambiguous = _standby_row(current, replica, slot)
     if any(r.get("state") is None for r in current.replication):
         obs.notes.append(
             "pg_stat_replication details are hidden: the monitoring role lacks pg_monitor"
