@@ -161,16 +161,19 @@ class LabDaemon:
 
     def stop(self) -> None:
         self._stop.set()
+        log.info("lab daemon stopping")
         if self._server is not None:
             self._server.shutdown()
         for name, target in self.targets.items():
             stop = getattr(target, "stop_proxies" if name == "postgres" else "stop", None)
             if stop is None:
                 continue
+            began = time.monotonic()
             try:
                 stop()
             except Exception:
                 log.exception("stopping %s failed", name)
+            log.info("%s stopped in %.2f s", name, time.monotonic() - began)
         with contextlib.suppress(FileNotFoundError):
             (self.lab_dir / PID_FILE).unlink()
         log.info("lab daemon stopped")

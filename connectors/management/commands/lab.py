@@ -85,6 +85,14 @@ class Command(BaseCommand):
             if k not in ("available", "faults", "supported_faults", "platform", "members")
             and not isinstance(v, dict | list)
         }
+        nodes = state.get("nodes")
+        if isinstance(nodes, dict):  # the PostgreSQL pair: one word per node
+            shown["nodes"] = ",".join(
+                f"{label}:{'up' if n.get('running') else 'down'}"
+                + ("(frozen)" if n.get("frozen") else "")
+                + ("(recovery)" if n.get("in_recovery") else "")
+                for label, n in nodes.items()
+            )
         detail = " ".join(f"{k}={v}" for k, v in shown.items())
         return f"{name:<10} faults: {faults:<20} {detail}".rstrip()
 
