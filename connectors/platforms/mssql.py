@@ -85,12 +85,21 @@ def quoted(identifier: str) -> str:
     return ".".join(f"[{p}]" for p in parts)
 
 
-def _odbc_value(value: Any) -> str:
-    """An ODBC connection-string value, braced when it holds ; { } = or edge spaces."""
+def _odbc_value(value: Any, freetds: bool) -> str:
+    """An ODBC connection-string value, braced when it holds ; { } = or edge spaces.
+
+    The ODBC rule doubles a closing brace inside braces; FreeTDS (1.3) does not undo the
+    doubling and ends a braced value at the first ``}`` followed by ``;`` (measured), so for it
+    the value goes in braces as it is, and one containing ``};`` cannot be passed at all.
+    """
     text = str(value)
-    if any(c in text for c in ";{}=") or text != text.strip():
+    if not (any(c in text for c in ";{}=") or text != text.strip()):
+        return text
+    if not freetds:
         return "{" + text.replace("}", "}}") + "}"
-    return text
+    if "};" in text:
+        raise ValueError("a value containing '};' cannot be passed to FreeTDS")
+    return "{" + text + "}"
 
 
 def connection_string(conn: dict[str, Any], site: str, creds: dict[str, str]) -> str:
@@ -99,17 +108,21 @@ def connection_string(conn: dict[str, Any], site: str, creds: dict[str, str]) ->
     server-scoped."""
     driver = str(conn.get("driver") or "FreeTDS")
     host, port = conn.get(f"{site}_server"), int(conn.get(f"{site}_port") or 1433)
+    freetds = "freetds" in driver.lower()
     parts = [f"DRIVER={{{driver}}}"]
-    if "freetds" in driver.lower():
-        parts += [f"SERVER={_odbc_value(host)}", f"PORT={port}", "TDS_Version=7.4"]
+    if freetds:
+        parts += [f"SERVER={_odbc_value(host, freetds)}", f"PORT={port}", "TDS_Version=7.4"]
         if conn.get("encrypt"):
             parts.append("Encryption=require")
     else:  # Microsoft's ODBC Driver 17/18 syntax
-        parts += [f"SERVER={_odbc_value(f'tcp:{host},{port}')}"]
+        parts += [f"SERVER={_odbc_value(f'tcp:{host},{port}', freetds)}"]
         parts.append("Encrypt=yes" if conn.get("encrypt") else "Encrypt=no")
     parts += ["DATABASE=master", "APP=bcservice-monitor"]
     if creds.get("username"):
-        parts += [f"UID={_odbc_value(creds['username'])}", f"PWD={_odbc_value(creds['password'])}"]
+        parts += [
+            f"UID={_odbc_value(creds['username'], freetds)}",
+            f"PWD={_odbc_value(creds.get('password', ''), freetds)}",
+        ]
     return ";".join(parts) + ";"
 
 
@@ -173,12 +186,12 @@ class MssqlConnector(Connector):
             return side
         try:
             ag = ag_literal(str(conn.get("availability_group") or ""))
-        except ValueError as exc:
+            connstr = connection_string(conn, site, creds)
+        except ValueError as exc:  # the message never holds the offending value
             side.obs.outcome, side.obs.error = Outcome.NOT_CONFIGURED, str(exc)
             return side
         # ODBC timeouts are whole seconds: login timeout for connect+login, query timeout after.
         seconds = max(1, math.ceil(target.timeout_seconds))
-        connstr = connection_string(conn, site, creds)
         cnxn = None
         try:
             cnxn = pyodbc.connect(connstr, timeout=seconds, autocommit=True)
