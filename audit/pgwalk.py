@@ -97,6 +97,17 @@ def walk_range(
         prev_hash=claimed if prev_hash is None else prev_hash,
         checkpoints=checkpoints,
     )
+    if result.ok and (result.last_seq or 0) < upto:
+        # The range ran out early: its last events are gone (upto was read, so it existed).
+        missing = (result.last_seq or 0) + 1
+        result = WalkResult(
+            False,
+            result.checked,
+            missing,
+            f"sequence {missing} is missing",
+            result.last_seq,
+            result.last_hash,
+        )
     return RangeResult(start, claimed, result)
 
 

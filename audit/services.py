@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit import conf
 from audit.chain import GENESIS_HASH, event_hash, format_time
 from audit.models import AuditEvent
-from audit.snapshot import json_safe
+from audit.snapshot import clean_text, json_safe
 from bcservice import request_context
 
 # An arbitrary but fixed key for pg_advisory_xact_lock; only audit appends take it.
@@ -66,15 +66,15 @@ def record(
             "seq": seq,
             "at": format_time(at),
             "actor_id": actor_id,
-            "actor_name": actor_name[:150],
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id)[:64],
-            "object_name": str(object_name)[:255],
+            "actor_name": clean_text(actor_name[:150]),
+            "action": clean_text(action),
+            "object_type": clean_text(object_type),
+            "object_id": clean_text(str(object_id)[:64]),
+            "object_name": clean_text(str(object_name)[:255]),
             "before": json_safe(before),
             "after": json_safe(after),
-            "request_id": ctx.request_id,
-            "context": context or ctx.source,
+            "request_id": clean_text(ctx.request_id),
+            "context": clean_text(context or ctx.source),
             "prev_hash": prev_hash,
         }
         digest = event_hash(fields)

@@ -34,11 +34,27 @@ def _parse_constant(text: str) -> str:
     return text
 
 
+def clean_text(value: str) -> str:
+    """PostgreSQL cannot store NUL in text or jsonb: replace it rather than lose the event."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k): _clean(v) for k, v in value.items()}
+    return value
+
+
 def json_safe(value: Any) -> Any:
     """Round-trip through JSON so the stored value is exactly what the hash was computed over,
     and what every supported database gives back."""
     text = json.dumps(value, cls=DjangoJSONEncoder)
-    return json.loads(text, parse_float=_parse_float, parse_constant=_parse_constant)
+    loaded = json.loads(text, parse_float=_parse_float, parse_constant=_parse_constant)
+    return _clean(loaded) if "\\u0000" in text else loaded
 
 
 def snapshot(instance: models.Model | None) -> dict[str, Any] | None:
