@@ -180,6 +180,19 @@ def _replication(
     writers: list[NodeRead],
     replica: NodeRead,
 ) -> Replication:
+    current = writers[0] if writers else None
+    if current is not None:
+        # What the primary alone can tell, worth saying even when the DR side cannot be seen.
+        if slot_name and slot is None:
+            obs.notes.append(f"replication slot {slot_name!r} does not exist on the primary")
+        elif slot is not None and not slot.get("active"):
+            obs.notes.append(f"replication slot {slot_name!r} is not in use")
+        if not current.replication:
+            obs.notes.append(f"no standby is connected to the {current.obs.site} node")
+        elif any(r.get("state") is None for r in current.replication):
+            obs.notes.append(
+                "pg_stat_replication details are hidden: the monitoring role lacks pg_monitor"
+            )
     unseen = [r for r in (primary, dr) if not r.reachable]
     if unseen:
         for r in unseen:
@@ -188,19 +201,10 @@ def _replication(
     if len(writers) == 2:
         obs.notes.append("both nodes accept writes: the DR node was promoted (split brain)")
         return Replication.BROKEN
-    if not writers:
+    if current is None:
         obs.notes.append("neither node is a primary: both are in recovery")
         return Replication.BROKEN
-    current = writers[0]
     name = replica.cluster_name or replica.obs.endpoint
-    if slot_name and slot is None:
-        obs.notes.append(f"replication slot {slot_name!r} does not exist on the primary")
-    elif slot is not None and not slot.get("active"):
-        obs.notes.append(f"replication slot {slot_name!r} is not in use")
-    if any(r.get("state") is None for r in current.replication):
-        obs.notes.append(
-            "pg_stat_replication details are hidden: the monitoring role lacks pg_monitor"
-        )
     # "none": no WAL receiver at all; None: there is one, but its columns are hidden.
     receiver = "none" if replica.wal_receiver is None else replica.wal_receiver.get("status")
     if row is not None:
@@ -231,7 +235,7 @@ def _replication(
     if receiver == "none":
         obs.notes.append(f"{name} has no WAL receiver: it is not connected to a primary")
     else:
-        obs.notes.append(f"{name}'s WAL receiver is {receiver}, not streaming")
+        obs.notes.append(f"{name}'s WAL receiver is {receiver or 'hidden'}, not streaming")
     return Replication.STOPPED
 
 

@@ -29,6 +29,7 @@ SELECT pg_is_in_recovery() AS in_recovery,
        now() AS server_time,
        current_setting('server_version') AS server_version,
        current_setting('cluster_name') AS cluster_name,
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_read_stats,
        (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_timeline
 """
 Q_PRIMARY = """
@@ -230,6 +231,9 @@ def _read(
     node.server_time = row.get("server_time")
     node.cluster_name = row.get("cluster_name") or ""
     node.timeline = row.get("checkpoint_timeline")
+    # Without pg_monitor (which grants pg_read_all_stats) the replication views answer with
+    # NULLs instead of an error; what is read then says nothing about replication.
+    hidden = row.get("can_read_stats") is False
     if node.in_recovery is False:
         row = db.execute(Q_PRIMARY).fetchone() or {}
         node.raw["primary"] = jsonable(row)
@@ -255,6 +259,13 @@ def _read(
             node.timeline = node.wal_receiver["received_tli"]  # the timeline it follows
     node.slots = list(db.execute(Q_SLOTS).fetchall())
     node.raw["pg_replication_slots"] = jsonable(node.slots)
+    if hidden:
+        node.obs.outcome = Outcome.PERMISSION_DENIED
+        node.obs.error = (
+            f"{node.obs.endpoint}: permission denied: the monitoring role is not a member of "
+            "pg_monitor, so pg_stat_replication and pg_stat_wal_receiver hide their columns"
+        )
+        return
     if heartbeat is not None:
         # Last, and on its own: a missing table or grant is a note, not a blind side.
         try:
