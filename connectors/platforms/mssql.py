@@ -16,6 +16,7 @@ import contextlib
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,12 +167,29 @@ class MssqlConnector(Connector):
         conn = with_defaults(self.platform, dict(target.connection))
         # A secret that cannot be resolved is not a target problem: SecretError propagates.
         creds = dict(target.credentials("monitor") or {})
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mssql-observe") as pool:
+        # Each ODBC call has its own timeout, but FreeTDS waits a second timeout for the
+        # acknowledgement of the cancel it sends after a query timeout (measured: 4.0 s for
+        # T = 2). The overall guard makes sure a driver that never returns cannot hold the
+        # caller: such a side is reported as a timeout and its thread ends on its own.
+        seconds = max(1, math.ceil(target.timeout_seconds))
+        guard = 3 * seconds + 1
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mssql-observe")
+        try:
             futures = {
                 site: pool.submit(self._observe_side, site, conn, creds, target)
                 for site in ("primary", "dr")
             }
-            sides = {site: future.result() for site, future in futures.items()}
+            sides = {}
+            for site, future in futures.items():
+                try:
+                    sides[site] = future.result(timeout=guard)
+                except FutureTimeout:
+                    side = Side.new(site, _endpoint(conn, site), conn.get(f"{site}_replica") or "")
+                    side.obs.outcome = Outcome.TIMEOUT
+                    side.obs.error = f"{side.obs.endpoint}: no answer within {guard} s"
+                    sides[site] = side
+        finally:
+            pool.shutdown(wait=False)
         return assemble(observed_at, conn, sides["primary"], sides["dr"])
 
     # -- one side ----------------------------------------------------------------------------
@@ -179,9 +197,8 @@ class MssqlConnector(Connector):
     def _observe_side(
         self, site: str, conn: dict[str, Any], creds: dict[str, str], target: Target
     ) -> Side:
-        host, port = conn.get(f"{site}_server") or "", conn.get(f"{site}_port") or 1433
-        side = Side.new(site, f"{host}:{port}", conn.get(f"{site}_replica") or "")
-        if not host:
+        side = Side.new(site, _endpoint(conn, site), conn.get(f"{site}_replica") or "")
+        if not conn.get(f"{site}_server"):
             side.obs.outcome, side.obs.error = Outcome.NOT_CONFIGURED, f"no {site}_server set"
             return side
         try:
@@ -243,6 +260,10 @@ class MssqlConnector(Connector):
         if isinstance(value, datetime):
             # The documented convention: the heartbeat column holds UTC.
             side.heartbeat = value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _endpoint(conn: dict[str, Any], site: str) -> str:
+    return f"{conn.get(f'{site}_server') or ''}:{conn.get(f'{site}_port') or 1433}"
 
 
 def _result_sets(cursor: pyodbc.Cursor) -> list[list[dict[str, Any]]]:

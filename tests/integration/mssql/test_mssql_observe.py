@@ -15,6 +15,7 @@ no replica is primary) with the primary side CONNECTION_ERROR, as for MongoDB.
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -251,3 +252,23 @@ def test_identifier_and_connection_string_rules() -> None:
     ms_conn = {**conn, "driver": "ODBC Driver 18 for SQL Server"}
     ms = connection_string(ms_conn, "primary", {"username": "u", "password": "p;w}"})
     assert "SERVER=tcp:db1,1433;Encrypt=yes" in ms and "PWD={p;w}}}" in ms  # ODBC doubling
+
+
+def test_a_driver_call_that_never_returns_cannot_hold_observe(target_for) -> None:
+    released = threading.Event()
+
+    class Stuck(MssqlConnector):
+        def _observe_side(self, site, conn, creds, target):
+            if site == "dr":
+                released.wait(30)  # an ODBC call that ignores its timeouts
+            return super()._observe_side(site, conn, creds, target)
+
+    started = time.monotonic()
+    try:
+        obs = Stuck().observe(target_for(timeout=1))
+    finally:
+        released.set()
+    elapsed = time.monotonic() - started
+    assert obs.dr.outcome == Outcome.TIMEOUT and "no answer within 4 s" in obs.dr.error
+    assert obs.primary.outcome == Outcome.OK
+    assert 3.5 < elapsed < 5.5, elapsed
