@@ -56,12 +56,27 @@ __all__ = ["FAULTS", "PgLabError", "PgPair"]
 STATE_FILE, LOCK_FILE = "pair.json", "pair.lock"
 FAULTS = ("lag", "pause_replay", "pause", "standby_down", "primary_down", "timeout", "heal")
 LAG_DELAY = "1h"
+ORPHAN_PREFIX, OWNER_FILE = "bc-pgpair-", "owner.json"
+SHARED_TMP = Path("/tmp")  # noqa: S108 - not $TMPDIR: it must be traversable by postgres
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def _sweep_orphans() -> None:
+    """Remove data roots in /tmp whose pair directory is gone (a test's temp dir, cleaned up
+    after ``down()`` kept the data) and whose servers are not running."""
+    for root in SHARED_TMP.glob(ORPHAN_PREFIX + "*"):
+        try:
+            owner = Path(json.loads((root / OWNER_FILE).read_text())["base_dir"])
+        except (OSError, ValueError, KeyError):
+            continue  # not made by this module, or being created right now
+        nodes = [PgServer(n, root / n, 0, "") for n in NODES]
+        if not owner.exists() and not any(node.running() for node in nodes):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 class PgPair:
@@ -114,7 +129,11 @@ class PgPair:
             data_root = self.base_dir / "data"
         else:
             # e.g. pytest's tmp dirs or /root: the postgres user cannot traverse the parents.
-            data_root = Path(tempfile.mkdtemp(prefix=f"bc-{self.name}-", dir="/tmp"))
+            _sweep_orphans()
+            data_root = Path(
+                tempfile.mkdtemp(prefix=ORPHAN_PREFIX + f"{self.name}-", dir=SHARED_TMP)
+            )
+            (data_root / OWNER_FILE).write_text(json.dumps({"base_dir": str(self.base_dir)}))
         ports = {n: self._wanted_ports[n] or _free_port() for n in NODES}
         while ports["standby"] == ports["primary"]:
             ports["standby"] = _free_port()
