@@ -150,16 +150,68 @@ def db_cpu_seconds() -> float | None:
             pid, ppid = int(stat.parent.name), int(fields[1])
             if postmaster in (pid, ppid):
                 total += (int(fields[11]) + int(fields[12])) / tick
+            if pid == postmaster:  # backends that already exited, reaped by the postmaster
+                total += (int(fields[13]) + int(fields[14])) / tick
         return total
     except Exception:
         return None
 
 
-def timed_pass(label: str, only: list[int] | None = None, **sweeper_kwargs) -> float:
+def _sweeper_job(mode: str, seconds: float, sweeper_kwargs: dict, results) -> None:
+    """One sweeper (in this process or a forked one): a pass, or a loop for ``seconds``."""
+    from django.db import connections
+
+    from connectors.collection import Sweeper
+
+    flush_batch = sweeper_kwargs.pop("flush_batch", None)
+    cpu0 = time.process_time()
+    with Sweeper(**sweeper_kwargs) as sweeper:
+        if flush_batch is not None:
+            sweeper.flush_batch, sweeper.flush_after = flush_batch, 0.0
+        if mode == "once":
+            report = sweeper.run_once()
+        else:
+            report = sweeper.run_until(time.monotonic() + seconds)
+    connections.close_all()
+    results.put((report.collected, report.changed, time.process_time() - cpu0))
+
+
+def run_sweepers(workers: int, mode: str, seconds: float = 0, **sweeper_kwargs) -> tuple:
+    """(collected, changed, worker CPU seconds) over ``workers`` sweeper processes.
+
+    Several processes are how the service scales collection out (``BC_SWEEP_SLOTS``): one
+    Python process is bound by its interpreter lock, leases split the work between them.
+    """
+    import multiprocessing
+    import queue
+
+    from django.db import connections
+
+    if workers == 1:
+        results = queue.Queue()
+        _sweeper_job(mode, seconds, dict(sweeper_kwargs), results)
+        return results.get()
+    connections.close_all()  # never share a connection with a forked child
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_sweeper_job, args=(mode, seconds, dict(sweeper_kwargs), results))
+        for _ in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    parts = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return tuple(sum(values) for values in zip(*parts, strict=True))
+
+
+def timed_pass(
+    label: str, only: list[int] | None = None, workers: int = 1, **sweeper_kwargs
+) -> float:
     """One sweep pass (the worker's code path) with every resource (or ``only``) due now."""
     from django.utils import timezone
 
-    from connectors.collection import Sweeper
     from inventory.models import ResourceStatus
 
     now = timezone.now()
@@ -168,32 +220,26 @@ def timed_pass(label: str, only: list[int] | None = None, **sweeper_kwargs) -> f
     else:
         ResourceStatus.objects.update(next_collect_at=now + timezone.timedelta(days=1))
         ResourceStatus.objects.filter(resource_id__in=only).update(next_collect_at=now)
-    flush_batch = sweeper_kwargs.pop("flush_batch", None)
-    db0, cpu0, started = db_cpu_seconds(), time.process_time(), time.perf_counter()
-    with Sweeper(**sweeper_kwargs) as sweeper:
-        if flush_batch is not None:
-            sweeper.flush_batch, sweeper.flush_after = flush_batch, 0.0
-        report = sweeper.run_once()
+    db0, started = db_cpu_seconds(), time.perf_counter()
+    collected, changed, cpu = run_sweepers(workers, "once", **sweeper_kwargs)
     elapsed = time.perf_counter() - started
-    n = max(report.collected, 1)
-    worker_ms = (time.process_time() - cpu0) / n * 1000
+    n = max(collected, 1)
     db1 = db_cpu_seconds()
     db_ms = f"{(db1 - db0) / n * 1000:.2f}" if db0 is not None and db1 is not None else "?"
-    rate = report.collected / elapsed
+    rate = collected / elapsed
     print(
-        f"{label}: {report.collected} observations in {elapsed:.2f} s = {rate:.0f}/s "
-        f"({report.changed} status changes); CPU per observation: worker {worker_ms:.2f} ms, "
-        f"PostgreSQL {db_ms} ms",
+        f"{label} [{workers} sweeper process(es)]: {collected} observations in {elapsed:.2f} s "
+        f"= {rate:.0f}/s ({changed} status changes); CPU per observation: worker "
+        f"{cpu / n * 1000:.2f} ms, PostgreSQL {db_ms} ms",
         flush=True,
     )
     return rate
 
 
-def sustain(n: int, cycle: int, cycles: int, concurrency: int | None) -> None:
+def sustain(n: int, cycle: int, cycles: int, concurrency: int | None, workers: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from connectors.collection import Sweeper
     from inventory.models import ObservationSample, ResourceStatus
 
     start = timezone.now()
@@ -206,8 +252,7 @@ def sustain(n: int, cycle: int, cycles: int, concurrency: int | None) -> None:
         )
     duration = cycle * cycles
     began = time.perf_counter()
-    with Sweeper(concurrency=concurrency) as sweeper:
-        report = sweeper.run_until(time.monotonic() + duration)
+    collected, _, cpu = run_sweepers(workers, "loop", duration, concurrency=concurrency)
     elapsed = time.perf_counter() - began
     samples = ObservationSample.objects.filter(at__gte=start).order_by("resource_id", "at")
     gaps, last = [], {}
@@ -218,8 +263,9 @@ def sustain(n: int, cycle: int, cycles: int, concurrency: int | None) -> None:
     gaps.sort()
     overdue = ResourceStatus.objects.filter(next_collect_at__lt=timezone.now()).count()
     print(
-        f"sustain {n} resources @ {cycle} s for {elapsed:.0f} s: {report.collected} observations "
-        f"= {report.collected / elapsed:.0f}/s (needed {n / cycle:.0f}/s); sample spacing "
+        f"sustain {n} resources @ {cycle} s [{workers} sweeper process(es)] for {elapsed:.0f} s: "
+        f"{collected} observations = {collected / elapsed:.0f}/s (needed {n / cycle:.0f}/s), "
+        f"worker CPU {cpu / max(collected, 1) * 1000:.2f} ms each; sample spacing "
         f"median {statistics.median(gaps):.2f} s, p99 {gaps[int(len(gaps) * 0.99)]:.2f} s, "
         f"max {gaps[-1]:.2f} s; overdue at the end: {overdue}",
         flush=True,
@@ -247,7 +293,7 @@ def history(n: int, hours: float, runs: int) -> None:
                 (resource_id, at, lag_seconds, lag_bytes, state, visible)
             SELECT r.id, t, random() * 5, (random() * 100000)::bigint, 'green', true
             FROM inventory_resource r,
-                 generate_series(%s::timestamptz - make_interval(hours => %s),
+                 generate_series(%s::timestamptz - %s * interval '1 hour',
                                  %s::timestamptz - interval '2 minutes',
                                  interval '15 seconds') AS t
             ON CONFLICT DO NOTHING
@@ -299,6 +345,9 @@ def main() -> None:
     parser.add_argument("--sustain-cycles", type=int, default=4, help="0 to skip")
     parser.add_argument("--history-hours", type=float, default=24, help="0 to skip")
     parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="sweeper processes for the steady and sustain runs"
+    )
     parser.add_argument("--keep-db", action="store_true", help="reuse <name>_bench")
     args = parser.parse_args()
 
@@ -319,13 +368,17 @@ def main() -> None:
 
     ensure_statuses()
     timed_pass("cold cycle (every status changes)", concurrency=args.concurrency)
-    rates = [
-        timed_pass(f"steady cycle {i + 1}", concurrency=args.concurrency)
-        for i in range(args.steady_cycles)
-    ]
-    if rates:
-        best = statistics.median(rates)
-        print(f"=> one worker sustains about {best * args.cycle:.0f} resources at {args.cycle} s")
+    for workers in sorted({1, args.workers}):
+        rates = [
+            timed_pass(f"steady cycle {i + 1}", workers=workers, concurrency=args.concurrency)
+            for i in range(args.steady_cycles)
+        ]
+        if rates:
+            best = statistics.median(rates)
+            print(
+                f"=> {workers} sweeper process(es) collect about {best * args.cycle:.0f} "
+                f"resources per {args.cycle} s cycle"
+            )
     if args.unbatched:
         keep = list(Resource.objects.order_by("pk").values_list("pk", flat=True)[: args.unbatched])
         timed_pass(
@@ -335,7 +388,7 @@ def main() -> None:
             flush_batch=1,
         )
     if args.sustain_cycles:
-        sustain(n, args.cycle, args.sustain_cycles, args.concurrency)
+        sustain(n, args.cycle, args.sustain_cycles, args.concurrency, args.workers)
     if args.history_hours:
         history(n, args.history_hours, runs=20)
 

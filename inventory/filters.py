@@ -1,6 +1,10 @@
 """django-filter sets for the inventory API."""
 
+from datetime import timedelta
+
 import django_filters
+from django.db.models import Q
+from django.utils import timezone
 
 from inventory.choices import Environment, Platform, State, Tier
 from inventory.models import Resource, ResourceGroup
@@ -26,9 +30,30 @@ class ResourceFilter(django_filters.FilterSet):
         return queryset.filter(primary_site__name=value) | queryset.filter(dr_site__name=value)
 
     def filter_status(self, queryset, name, value):
+        # The status as shown (rules.at_read_time), not only as stored: values older than the
+        # resource's freshness requirement count as lost and never as green (invariant 9).
+        never = Q(status__isnull=True) | Q(status__observed_at__isnull=True)
+        lost = Q(status__visibility="lost") | never | self._stale(queryset)
         if value == "lost":
-            return queryset.filter(status__visibility="lost")
-        return queryset.filter(status__state=value)
+            return queryset.filter(lost)
+        if value == "green":
+            return queryset.filter(Q(status__state="green") & ~lost)
+        if value == "yellow":
+            shown_yellow = Q(status__state="yellow") | (Q(status__state="green") & lost)
+            return queryset.filter(shown_yellow & ~never)
+        return queryset.filter(Q(status__state="red") | never)
+
+    @staticmethod
+    def _stale(queryset):
+        # Freshness is per resource; there are few distinct values, so one condition each
+        # keeps this portable (no interval arithmetic, which SQLite lacks).
+        now = timezone.now()
+        stale = Q(pk__in=[])
+        values = queryset.model.objects.values_list("freshness_seconds", flat=True).distinct()
+        for seconds in values.order_by():
+            cutoff = now - timedelta(seconds=seconds)
+            stale |= Q(freshness_seconds=seconds, status__observed_at__lt=cutoff)
+        return stale
 
     def filter_q(self, queryset, name, value):
         return queryset.filter(name__icontains=value) | queryset.filter(owner__icontains=value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.utils import timezone
 from audit import services as audit
 from inventory import rules
 from inventory.models import ObservationRollup, ObservationSample, Resource, ResourceStatus
+from notifications.services import notify
 
 NEVER_OBSERVED = [{"code": "never_observed", "message": "No observation has been made yet."}]
 _MARKER_LEN = ResourceStatus._meta.get_field("primary_marker").max_length
@@ -52,7 +54,18 @@ _STATUS_FIELDS = [
 ]
 
 
-# Resource columns the write path never reads (see apply_observations).
+# Resource columns a connector needs (connectors.collection.build_target) and the write path
+# never reads (apply_observations).
+_OBSERVE_FIELDS = (
+    "id",
+    "name",
+    "platform",
+    "connection",
+    "secret_ref",
+    "timeout_seconds",
+    "heartbeat_table",
+    "heartbeat_column",
+)
 _RESOURCE_UNUSED = ("connection", "secret_ref", "owner", "created_at", "updated_at")
 
 
@@ -145,18 +158,23 @@ def claim(
         candidates = candidates.filter(resource__enabled=True).filter(
             Q(next_collect_at__isnull=True) | Q(next_collect_at__lte=due_before or now)
         )
-    ids = list(candidates.order_by("next_collect_at").values_list("resource_id", flat=True)[:limit])
-    if not ids:
-        return []
     until = now + timedelta(seconds=lease_seconds)
-    ResourceStatus.objects.filter(resource_id__in=ids).filter(_free(now)).update(
-        lease_until=until, lease_owner=owner
-    )
-    return list(
-        Resource.objects.filter(
-            pk__in=ids, status__lease_owner=owner, status__lease_until=until
-        ).order_by()
-    )
+    # Candidates are locked with SKIP LOCKED (PostgreSQL re-checks the lease condition on the
+    # latest row version under the lock), so concurrent sweepers split the due rows between
+    # them instead of queueing on the same ones; SQLite's transactions are BEGIN IMMEDIATE.
+    with transaction.atomic():
+        ids = list(
+            candidates.order_by("next_collect_at")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("resource_id", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        ResourceStatus.objects.filter(resource_id__in=ids).update(
+            lease_until=until, lease_owner=owner
+        )
+    # Only what observe() needs; the status row is read again when the result is applied.
+    return list(Resource.objects.filter(pk__in=ids).only(*_OBSERVE_FIELDS).order_by())
 
 
 def release(*, owner: str, resource_ids: Sequence[int]) -> int:
@@ -287,16 +305,19 @@ def apply_observations(
     if owner is not None:
         rows = rows.filter(lease_owner=owner)
     statuses = {s.resource_id: s for s in rows}
-    samples, updated, changes = [], [], []
+    samples, updated, changes, alerting = [], [], [], []
     for rid, attempt in items:
         status = statuses.get(rid)
         if status is None:
             continue  # lease lost: the worker that holds it now writes its own attempt
+        first = status.state_changed_at is None  # a new resource's first status may alert too
         evaluation, changed = _apply_one(status, attempt, now)
         updated.append(status)
         status.status_changed = changed
         if changed:
             changes.append(status)
+        if changed or first:
+            alerting.append(status)
         visible = attempt.input.visible
         samples.append(
             ObservationSample(
@@ -320,7 +341,30 @@ def apply_observations(
             before=status._audit_before,
             after=_audit_view(status),
         )
+    for status in alerting:
+        _notify_status(status)
     return {s.resource_id: s for s in updated}
+
+
+def _notify_status(status: ResourceStatus) -> None:
+    """After the commit, hand the new state/visibility to notifications, which decides whether
+    an alert opens, changes or resolves (deduplicated there, per resource and condition)."""
+    resource = status.resource
+    transaction.on_commit(
+        partial(
+            notify,
+            "resource.status_changed",
+            subject=f"{resource.name}: {status.state}, visibility {status.visibility}",
+            tier=resource.tier,
+            environment=resource.environment,
+            payload={
+                "resource": resource.name,
+                "before": status._audit_before,
+                "after": {**_audit_view(status), "reasons": status.reasons},
+            },
+            resource_id=status.resource_id,
+        )
+    )
 
 
 def apply_observation(

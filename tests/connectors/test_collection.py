@@ -342,7 +342,7 @@ def test_retention_rolls_up_old_samples_into_buckets(resource):
 @pytest.mark.django_db
 def test_run_sweep_task_loops_under_the_guard(resource, fake):
     result = tasks.run_sweep(loop_seconds=0.3, chain=False)
-    assert result == {"ran": True, "collected": 1, "changed": 1}
+    assert result == {"ran": True, "slot": 0, "collected": 1, "changed": 1}
 
     # Another worker (its own thread and database session) holds the guard: this one stands by.
     held, done = threading.Event(), threading.Event()
@@ -361,6 +361,38 @@ def test_run_sweep_task_loops_under_the_guard(resource, fake):
     try:
         assert held.wait(10)
         assert tasks.run_sweep(loop_seconds=0.1, chain=False)["ran"] is False
+    finally:
+        done.set()
+        thread.join(10)
+
+
+@pytest.mark.django_db
+def test_run_sweep_fills_free_slots_and_chains(resource, fake, settings, monkeypatch):
+    settings.BC_SWEEP_SLOTS = 2
+    enqueued = []
+    monkeypatch.setattr(tasks, "_enqueue_sweep", lambda: enqueued.append(1))
+    result = tasks.run_sweep(loop_seconds=0.1)
+    # Took slot 0, asked for a loop on the free slot 1, and chained its own successor.
+    assert (result["ran"], result["slot"], len(enqueued)) == (True, 0, 2)
+
+    held, done = threading.Event(), threading.Event()
+
+    def other_worker():
+        try:
+            with tasks.sweep_guard(0) as mine:
+                assert mine
+                held.set()
+                done.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(10)
+        enqueued.clear()
+        result = tasks.run_sweep(loop_seconds=0.1)
+        assert (result["slot"], len(enqueued)) == (1, 1)  # last slot: only its successor
     finally:
         done.set()
         thread.join(10)

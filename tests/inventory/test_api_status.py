@@ -140,6 +140,13 @@ def test_summary_counts_state_and_visibility(client_for, users, make_resource):
     assert body["state"] == {"green": 2, "yellow": 2, "red": 2}
     assert body["visibility"] == {"ok": 3, "lost": 3}
     assert "generated_at" in body
+    # The list filter agrees with the summary, staleness included.
+    client = client_for(users["viewer"])
+    for state in ("green", "yellow", "red"):
+        listed = client.get(f"/api/v1/resources/?status={state}").json()["results"]
+        assert len(listed) == body["state"][state], state
+    lost = {r["name"] for r in client.get("/api/v1/resources/?status=lost").json()["results"]}
+    assert lost == {"r1", "stale", "new"}
     filtered = client_for(users["viewer"]).get("/api/v1/status/summary/?platform=mongodb").json()
     assert filtered["total"] == 0
     bad = client_for(users["viewer"]).get("/api/v1/status/summary/?tier=9")
