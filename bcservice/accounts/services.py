@@ -141,6 +141,8 @@ def oidc_login_sync(*, login: OidcLogin) -> tuple[Any, list[str]]:
     from django.conf import settings
 
     user, identity, created = _find_or_create_user(login, settings)
+    if not user.is_active:
+        raise LoginRefused(f"the account {login.username!r} is deactivated here")
     before_roles = set() if created else _current_roles(user)
     before_scope = (set(), set()) if created else selectors.direct_scope(user)
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,10 @@ class LocalPasswordBackend(ModelBackend):
     def get_user(self, user_id: Any) -> Any | None:
         if local_login_policy() == ALL:
             return super().get_user(user_id)
+        user_model = get_user_model()
         try:
-            user = self.UserModel._default_manager.select_related("bc_identity").get(pk=user_id)
-        except self.UserModel.DoesNotExist:
+            user = user_model._default_manager.select_related("bc_identity").get(pk=user_id)
+        except user_model.DoesNotExist:
             return None
         if not self.user_can_authenticate(user) or not local_login_allowed(user):
             return None
