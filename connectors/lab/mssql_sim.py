@@ -65,10 +65,10 @@ def _unquote(name: str) -> str:
 class _Logins:
     """What pysqlbridge's Connection asks (``admits``/``configured``), plus permissions."""
 
+    configured = True  # pysqlbridge admits nobody when no login is configured
+
     def __init__(self) -> None:
         self._logins: dict[str, tuple[str, frozenset[str]]] = {}
-
-    configured = True
 
     def add(self, user: str, password: str, permissions: frozenset[str]) -> None:
         self._logins[user.lower()] = (password, permissions)
@@ -337,7 +337,7 @@ class MssqlAgSimulator:
     def _save_state(self) -> None:
         if not self.state_path or self.state is None:
             return
-        with self.state.lock, self._lock:
+        with self._lock, self.state.lock:  # the order inject() takes them in
             data = {
                 "availability_group": self.ag_name,
                 "ids": self.state.ids,

@@ -166,8 +166,11 @@ class _ReplicaHandler(socketserver.BaseRequestHandler):
                     return
                 if hung:
                     continue  # swallowed: a hung server never answers
+                # Writes may block on a slow reader: give them longer than the read poll.
+                sock.settimeout(10)
                 for response in connection.receive(data):
                     sock.sendall(response)
+                sock.settimeout(0.2)
                 if connection.state is ConnectionState.FAILED:
                     return  # e.g. a refused login, already answered with error 18456
         except Exception as exc:  # a client that vanished or sent garbage ends only its session
