@@ -22,6 +22,9 @@ class ConnectorsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_after_migrate, dispatch_uid="connectors.ensure_schedules")
+        from connectors import secrets, vault
+
+        secrets.register_backend("vault", vault.read)  # Vault/OpenBao KV v2 through hvac
         # The admin's "test connection" lives in inventory, which must not import connectors;
         # hand it the function instead.
         from connectors.collection import check_connection

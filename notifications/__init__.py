@@ -1,5 +1,5 @@
-"""Notifications: one function, ``notify``, that other apps call after their transaction commits.
+"""Notifications: ``notify`` records an event, routes it by kind, tier and environment, and the
+worker delivers it (PagerDuty, Slack, e-mail, log, gds_notification) with retries.
 
-For now it delivers to a log channel (the ``notifications`` logger); routing by tier and
-environment and real channels come later behind the same signature.
+See ``notifications.services`` and docs/notifications.md.
 """
