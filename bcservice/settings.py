@@ -196,11 +196,48 @@ else:
 
 # Secrets for the demo come from the environment or a local file; see connectors/secrets.py.
 BC_SECRETS_FILE = os.environ.get("BC_SECRETS_FILE", str(BASE_DIR / "var" / "secrets.json"))
+# vault: references (connectors/vault.py, docs/operations/vault.md). The login itself
+# (BC_VAULT_TOKEN, or BC_VAULT_ROLE_ID + BC_VAULT_SECRET_ID) is read from the environment at login
+# time and deliberately never copied into settings.
 BC_VAULT_ADDR = os.environ.get("BC_VAULT_ADDR", "")
+BC_VAULT_MOUNT = os.environ.get("BC_VAULT_MOUNT", "secret")  # the KV version 2 mount
+BC_VAULT_APPROLE_MOUNT = os.environ.get("BC_VAULT_APPROLE_MOUNT", "approle")
+BC_VAULT_NAMESPACE = os.environ.get("BC_VAULT_NAMESPACE", "")
+BC_VAULT_CACERT = os.environ.get("BC_VAULT_CACERT", "")  # CA bundle for TLS; empty: system CAs
+BC_VAULT_TIMEOUT = float(os.environ.get("BC_VAULT_TIMEOUT", "5"))
 # "module:function" returning a DB-API connection; the demo points it at the lab's scripted
 # Snowflake. Empty means the real snowflake.connector.connect.
 BC_SNOWFLAKE_CONNECTION_FACTORY = os.environ.get("BC_SNOWFLAKE_CONNECTION_FACTORY", "")
 BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
+
+# Notifications (docs/notifications.md): channel endpoints, and the worker's retries: after the
+# n-th failure wait BASE x 2^(n-1) s (+-10 %), at most MAX s, giving up after MAX_ATTEMPTS.
+BC_PAGERDUTY_EVENTS_URL = os.environ.get(
+    "BC_PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue"
+)
+BC_NOTIFY_HTTP_TIMEOUT = float(os.environ.get("BC_NOTIFY_HTTP_TIMEOUT", "10"))
+BC_NOTIFY_RETRY_BASE_SECONDS = int(os.environ.get("BC_NOTIFY_RETRY_BASE_SECONDS", "30"))
+BC_NOTIFY_RETRY_MAX_SECONDS = int(os.environ.get("BC_NOTIFY_RETRY_MAX_SECONDS", "3600"))
+BC_NOTIFY_MAX_ATTEMPTS = int(os.environ.get("BC_NOTIFY_MAX_ATTEMPTS", "8"))
+BC_NOTIFY_KEEP_DAYS = int(os.environ.get("BC_NOTIFY_KEEP_DAYS", "90"))
+BC_NOTIFY_EMAIL_SUBJECT_PREFIX = os.environ.get("BC_NOTIFY_EMAIL_SUBJECT_PREFIX", "[bcservice] ")
+# "package.module:factory" building a gds_notification provider for the gds channel.
+BC_GDS_PROVIDER = os.environ.get("BC_GDS_PROVIDER", "")
+# E-mail through Django's backend: SMTP when BC_EMAIL_HOST is set, else the console (demo).
+EMAIL_HOST = os.environ.get("BC_EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = int(os.environ.get("BC_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("BC_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("BC_EMAIL_PASSWORD", "")
+EMAIL_USE_SSL = env_bool("BC_EMAIL_USE_SSL", False)  # implicit TLS (465); else STARTTLS below
+EMAIL_USE_TLS = env_bool("BC_EMAIL_USE_TLS", not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = int(os.environ.get("BC_EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("BC_EMAIL_FROM", "bcservice@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Where scripts/backup.sh writes pg_dump files; bc_selfcheck reads their age.
 BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BASE_DIR / "var" / "backups"))
