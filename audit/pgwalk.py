@@ -10,6 +10,7 @@ predecessor ended on. This module imports psycopg but no Django, so spawned work
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -87,12 +88,8 @@ def walk_range(
         return RangeResult(start, None, missing)
     claimed = first[1]
 
-    def chained() -> Iterator[Link]:
-        yield first
-        yield from links
-
     result = walk(
-        chained(),
+        itertools.chain([first], links),
         expected_seq=start,
         prev_hash=claimed if prev_hash is None else prev_hash,
         checkpoints=checkpoints,

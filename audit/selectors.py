@@ -7,6 +7,7 @@ on SQLite through the ORM in batches. Both feed the same walk, so they agree by 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def walk_db(
             first = next(links, None)
             if first is None:
                 return walk_links([], expected_seq=start, checkpoints=checkpoints)
-            prev_hash, links = first[1], _prepend(first, links)
+            prev_hash, links = first[1], itertools.chain([first], links)
         return walk_links(links, expected_seq=start, prev_hash=prev_hash, checkpoints=checkpoints)
     workers = conf.verify_workers() if workers is None else workers
     # A django-q worker is a daemonic process, which may not start processes of its own.
@@ -100,11 +101,6 @@ def walk_db(
         return pgwalk.walk_parallel(_pg_params(), upto, checkpoints, workers)
     with connection.cursor() as cursor:
         return pgwalk.walk_range(cursor, start, upto, checkpoints, prev_hash).result
-
-
-def _prepend(first: Link, rest: Iterator[Link]) -> Iterator[Link]:
-    yield first
-    yield from rest
 
 
 def verify_chain(batch_size: int = 5000) -> VerifyResult:

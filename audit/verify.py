@@ -18,6 +18,7 @@ Exit status: 0 verified, 1 verification failed, 2 the file or a key could not be
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -144,7 +145,7 @@ def verify_export(
     else:
         start_prev = GENESIS_HASH if first[0] == 1 else first[1]
         result = walk(
-            _chain(first, stream),
+            itertools.chain([first], stream),  # not a generator: closing it leaves stream open
             expected_seq=first[0] if isinstance(first[0], int) else 1,
             prev_hash=start_prev,
             checkpoints=pinned,
@@ -162,11 +163,6 @@ def verify_export(
         ok=not report.failures,
     )
     return report
-
-
-def _chain(first: Link, rest: Iterator[Link]) -> Iterator[Link]:
-    yield first
-    yield from rest
 
 
 def _describe_chain(report: Report, header: dict, state: dict, result: Any) -> None:
