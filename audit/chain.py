@@ -140,6 +140,11 @@ def canonical_row(row: Sequence[Any], json_text: bool = False) -> bytes:
     return text.encode()
 
 
+# What ``walk`` needs of an event: its sequence number, the link it claims, its stored hash and
+# the canonical bytes of its content (from which the hash is recomputed).
+Link = tuple[Any, str, str, bytes]
+
+
 @dataclass(frozen=True)
 class WalkResult:
     """Where a walk over rows ended: ``first_bad_seq`` is None when every row verified."""
@@ -157,11 +162,6 @@ def canonical_rows(rows: Iterable[Sequence[Any]], json_text: bool = False) -> It
     build = canonical_row
     for row in rows:
         yield row[0], row[12], row[13], build(row, json_text)
-
-
-# What ``walk`` needs of an event: its sequence number, the link it claims, its stored hash and
-# the canonical bytes of its content (from which the hash is recomputed).
-Link = tuple[Any, str, str, bytes]
 
 
 def walk(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
@@ -47,24 +48,24 @@ def stores() -> list[CheckpointStore]:
     return targets
 
 
-def ensure_signing_key() -> str:
-    """Create the demo key pair in var/ when no key exists and none was configured."""
+def ensure_signing_key() -> Path:
+    """The private key's path; creates the demo key pair in var/ when none was configured."""
     path = conf.signing_key_file()
     if path.exists():
-        return str(path)
+        return path
     if not conf.signing_key_is_default():
         raise ImproperlyConfigured(f"BC_AUDIT_SIGNING_KEY_FILE points at {path}, which is missing")
     try:
         key_id = generate_key_pair(path, conf.public_key_file())
     except FileExistsError:  # another worker made it a moment ago
-        return str(path)
+        return path
     logger.warning(
         "created an audit signing key (id %s) in %s: fine for a demo; in production create one "
         "with 'manage.py audit_keygen' and keep the private key on the worker only",
         key_id,
         path,
     )
-    return str(path)
+    return path
 
 
 def checkpoint_create(*, now: datetime | None = None) -> CheckpointOutcome:
@@ -91,8 +92,7 @@ def checkpoint_create(*, now: datetime | None = None) -> CheckpointOutcome:
         raise CheckpointRefused(
             f"chain does not verify at seq {result.first_bad_seq}: {result.reason}; not signing"
         )
-    ensure_signing_key()
-    key = load_private_key(conf.signing_key_file())
+    key = load_private_key(ensure_signing_key())
     document = sign_checkpoint(
         key, seq=top["seq"], hash=top["hash"], at=format_time(now or timezone.now())
     )
