@@ -1,9 +1,9 @@
 """Collection: observe resources through their connectors and hand the results to inventory.
 
 ``collect_resource`` collects one resource now (API, CLI). ``Sweeper`` collects every resource
-that is due: it leases due resources (``inventory.status_services.claim``), observes many at
-once on a bounded thread pool so a slow target does not hold up the others, and applies results
-in batches (one transaction per batch: statuses, samples, audit events for changes).
+that is due: it leases due resources (``inventory.status_services.claim``), observes up to
+``BC_COLLECT_CONCURRENCY`` at once so a slow target does not hold up the others, and applies
+results in batches (one transaction per batch: statuses, samples, audit events for changes).
 
 Every ``observe()`` call runs on its own daemon thread under a hard guard of
 ``timeout_seconds * 2 + 1``: connectors promise their own timeouts, but a wedged driver must
@@ -18,17 +18,19 @@ and scrubbed from everything stored or logged (invariant 7).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import json
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,6 +105,19 @@ _abandoned: list[threading.Thread] = []
 _abandoned_lock = threading.Lock()
 
 
+def _abandon(thread: threading.Thread, name: str, limit: float) -> None:
+    with _abandoned_lock:
+        _abandoned[:] = [t for t in _abandoned if t.is_alive()]
+        _abandoned.append(thread)
+        count = len(_abandoned)
+    logger.warning(
+        "observe() of %s did not return within %.1f s; abandoned (%d abandoned threads alive)",
+        name,
+        limit,
+        count,
+    )
+
+
 def _guarded_call(fn: Callable[[], Any], limit: float, name: str) -> tuple[str, Any]:
     """("ok", result) | ("error", exception) | ("timeout", None), never blocking past ``limit``."""
     box: dict[str, Any] = {}
@@ -119,16 +134,7 @@ def _guarded_call(fn: Callable[[], Any], limit: float, name: str) -> tuple[str, 
     thread = threading.Thread(target=run, name=f"bc-observe-{name}", daemon=True)
     thread.start()
     if not done.wait(limit):
-        with _abandoned_lock:
-            _abandoned[:] = [t for t in _abandoned if t.is_alive()]
-            _abandoned.append(thread)
-            count = len(_abandoned)
-        logger.warning(
-            "observe() of %s did not return within %.1f s; abandoned (%d abandoned threads alive)",
-            name,
-            limit,
-            count,
-        )
+        _abandon(thread, name, limit)
         return "timeout", None
     if "error" in box:
         return "error", box["error"]
@@ -222,41 +228,53 @@ def attempt_from_observation(
     )
 
 
-def observe_resource(resource: Resource, *, now: datetime | None = None) -> status_services.Attempt:
-    """Observe one resource through its connector. Never raises for a problem on the target,
-    in the configuration or in the connector; touches no database."""
-    at = now or timezone.now()
-    credentials = MonitorCredentials(resource.secret_ref)
+def _prepare(resource: Resource, at: datetime) -> Any:
+    """(connector, target, credentials) for one observation, or a failed Attempt."""
     try:
         connector = registry.get_connector(resource.platform)
     except registry.UnknownPlatform:
-        return _failed(
-            at, "unknown_platform", f"no connector for platform {resource.platform!r}", set()
-        )
+        message = f"no connector for platform {resource.platform!r}"
+        return _failed(at, "unknown_platform", message, set())
     except Exception as exc:  # a platform module that fails to import (missing driver)
         return _failed(at, "connector_error", f"connector unavailable: {type(exc).__name__}", set())
-    target = build_target(resource, credentials)
-    limit = guard_seconds(resource)
-    kind, value = _guarded_call(lambda: connector.observe(target), limit, resource.name)
-    scrub = credentials.handed_out
+    credentials = MonitorCredentials(resource.secret_ref)
+    return connector, build_target(resource, credentials), credentials
+
+
+def _conclude(
+    resource: Resource, at: datetime, kind: str, value: Any, scrub: set[str]
+) -> status_services.Attempt:
+    """The Attempt for what a guarded observe() call came back with (see _guarded_call)."""
     if kind == "timeout":
-        return _failed(
-            at,
-            "collection_timeout",
-            f"timeout: the {resource.platform} connector did not answer within {limit:g} s",
-            scrub,
-        )
+        limit = guard_seconds(resource)
+        message = f"timeout: the {resource.platform} connector did not answer within {limit:g} s"
+        return _failed(at, "collection_timeout", message, scrub)
     if kind == "error":
         if isinstance(value, secrets.SecretError):
             return _failed(at, "secret_unavailable", f"credentials unavailable: {value}", scrub)
         trace = "".join(traceback.format_exception(value))
         logger.error("observe() of %s crashed: %s", resource.name, _scrub_log(trace, scrub))
-        return _failed(
-            at, "connector_error", f"connector failed: {type(value).__name__}: {value}", scrub
-        )
+        message = f"connector failed: {type(value).__name__}: {value}"
+        return _failed(at, "connector_error", message, scrub)
     if not isinstance(value, Observation):
         return _failed(at, "connector_error", "connector returned no observation", scrub)
-    return attempt_from_observation(value, at, scrub)
+    try:
+        return attempt_from_observation(value, at, scrub)
+    except Exception as exc:  # a malformed observation (wrong types inside)
+        return _failed(at, "connector_error", f"malformed observation: {exc!r}", scrub)
+
+
+def observe_resource(resource: Resource, *, now: datetime | None = None) -> status_services.Attempt:
+    """Observe one resource through its connector. Never raises for a problem on the target,
+    in the configuration or in the connector; touches no database."""
+    at = now or timezone.now()
+    prepared = _prepare(resource, at)
+    if isinstance(prepared, status_services.Attempt):
+        return prepared
+    connector, target, credentials = prepared
+    limit = guard_seconds(resource)
+    kind, value = _guarded_call(lambda: connector.observe(target), limit, resource.name)
+    return _conclude(resource, at, kind, value, credentials.handed_out)
 
 
 def _scrub_log(text: str, scrub: set[str]) -> str:
@@ -330,10 +348,12 @@ class SweepReport:
 class Sweeper:
     """Collects due resources: leases them, observes them concurrently, applies in batches.
 
-    At most ``4 * concurrency`` resources are leased at a time, claimed in batches when half of
-    those slots are free (fewer, larger claims), so a lease never waits long in the pool's
-    queue. Finished attempts are applied in batches of up to ``flush_batch`` or after
-    ``flush_after`` seconds, whichever comes first, without waiting for slower targets.
+    Each observation runs on its own daemon thread, at most ``concurrency`` at once, and is
+    given up at its guard deadline (``timeout * 2 + 1``): a wedged connector costs one
+    abandoned thread, never a slot (a thread pool would lose the slot for good). Leases are
+    claimed in batches of a round or more, keeping at most a second round queued. Finished
+    attempts are applied in batches of up to ``flush_batch`` or after ``flush_after`` seconds,
+    whichever comes first, without waiting for slower targets.
     """
 
     flush_batch = 250
@@ -348,13 +368,15 @@ class Sweeper:
     ) -> None:
         default = int(getattr(settings, "BC_COLLECT_CONCURRENCY", 16))
         self.concurrency = max(1, concurrency or default)
-        self.max_in_flight = self.concurrency * 4
         self.owner = new_owner()
         self.keep_statuses = keep_statuses
         self.on_applied = on_applied
         self.report = SweepReport()
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="bc-collect")
-        self._in_flight: dict[Future, Resource] = {}
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._tokens = itertools.count()
+        # resource id -> (resource, attempt time, guard deadline, token, thread)
+        self._in_flight: dict[int, tuple[Resource, datetime, float, int, threading.Thread]] = {}
+        self._queued: collections.deque[Resource] = collections.deque()  # leased, not started
         self._done: list[tuple[int, status_services.Attempt]] = []
         self._oldest_done = 0.0
         self._lease_seconds = 60.0
@@ -373,40 +395,85 @@ class Sweeper:
         status_services.ensure_statuses(now=now)
         enabled = Resource.objects.filter(enabled=True)
         slowest = enabled.aggregate(m=Max("timeout_seconds"))["m"] or 5.0
-        rounds = self.max_in_flight // self.concurrency + 1  # a lease may wait this many turns
-        self._lease_seconds = (float(slowest) * 2 + 1) * rounds + 30
+        # A lease covers a round in the queue, its own guard, and time to apply the result.
+        self._lease_seconds = (float(slowest) * 2 + 1) * 2 + 60
         self._refreshed_at = time.monotonic()
 
+    def _room(self) -> int:
+        """How many more resources to lease: up to two rounds of work, the second queued."""
+        return 2 * self.concurrency - len(self._in_flight) - len(self._queued)
+
     def _fill(self, **which: Any) -> int | None:
-        """Lease and submit resources (``which``: see ``claim``); None when too few slots are
-        free to bother (claims go in batches, not a row at a time)."""
-        free = self.max_in_flight - len(self._in_flight)
-        if free < self.max_in_flight // 2:
+        """Lease resources (``which``: see ``claim``) and start what slots allow; None when
+        too little room to bother (claims go in batches, not a row at a time)."""
+        room = self._room()
+        if room < self.concurrency:
             return None
         if "resource_ids" in which:
-            which["resource_ids"] = which["resource_ids"][:free]
+            which["resource_ids"] = which["resource_ids"][:room]
         claimed = status_services.claim(
             owner=self.owner,
             now=timezone.now(),
             lease_seconds=self._lease_seconds,
-            limit=free,
+            limit=room,
             **which,
         )
-        for resource in claimed:
-            self._in_flight[self._pool.submit(observe_resource, resource)] = resource
+        self._queued.extend(claimed)
+        self._launch()
         return len(claimed)
 
-    def _harvest(self, timeout: float) -> None:
-        done, _ = wait(list(self._in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
-        if done and not self._done:
-            self._oldest_done = time.monotonic()
-        for future in done:
-            resource = self._in_flight.pop(future)
+    def _launch(self) -> None:
+        while self._queued and len(self._in_flight) < self.concurrency:
+            self._start(self._queued.popleft())
+
+    def _start(self, resource: Resource) -> None:
+        at = timezone.now()
+        prepared = _prepare(resource, at)
+        if isinstance(prepared, status_services.Attempt):
+            self._finished(resource.pk, prepared)
+            return
+        connector, target, credentials = prepared
+        token = next(self._tokens)
+
+        def run() -> None:
             try:
-                attempt = future.result()
-            except Exception as exc:  # observe_resource does not raise; belt and braces
-                attempt = _failed(timezone.now(), "connector_error", type(exc).__name__, set())
-            self._done.append((resource.pk, attempt))
+                kind, value = "ok", connector.observe(target)
+            except BaseException as exc:  # reported as a status, never re-raised
+                kind, value = "error", exc
+            attempt = _conclude(resource, at, kind, value, credentials.handed_out)
+            self._results.put((resource.pk, token, attempt))
+
+        thread = threading.Thread(target=run, name=f"bc-observe-{resource.name}", daemon=True)
+        deadline = time.monotonic() + guard_seconds(resource)
+        self._in_flight[resource.pk] = (resource, at, deadline, token, thread)
+        thread.start()
+
+    def _finished(self, resource_id: int, attempt: status_services.Attempt) -> None:
+        if not self._done:
+            self._oldest_done = time.monotonic()
+        self._done.append((resource_id, attempt))
+
+    def _harvest(self, timeout: float) -> None:
+        """Take finished observations (waiting up to ``timeout``) and give up overdue ones."""
+        arrived = []
+        try:
+            arrived.append(self._results.get(timeout=timeout))
+            while True:
+                arrived.append(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        for resource_id, token, attempt in arrived:
+            entry = self._in_flight.get(resource_id)
+            if entry is not None and entry[3] == token:  # else: late answer of an abandoned call
+                del self._in_flight[resource_id]
+                self._finished(resource_id, attempt)
+        now = time.monotonic()
+        for resource_id, (resource, at, deadline, _, thread) in list(self._in_flight.items()):
+            if now > deadline:
+                del self._in_flight[resource_id]
+                _abandon(thread, resource.name, guard_seconds(resource))
+                self._finished(resource_id, _conclude(resource, at, "timeout", None, set()))
+        self._launch()
 
     def _flush(self, force: bool = False) -> None:
         if not self._done:
@@ -439,8 +506,8 @@ class Sweeper:
             self.on_applied(statuses)
 
     def drain(self) -> None:
-        while self._in_flight:
-            self._harvest(1.0)
+        while self._in_flight or self._queued:  # bounded: every observation has a deadline
+            self._harvest(0.2)
         self._flush(force=True)
 
     def run_once(self, *, now: datetime | None = None, everything: bool = False) -> SweepReport:
@@ -455,16 +522,15 @@ class Sweeper:
         exhausted = False
         while True:
             if not exhausted:
+                room = self._room()
                 if pending is None:
-                    free = self.max_in_flight - len(self._in_flight)
                     claimed = self._fill(due_before=start)
-                    exhausted = claimed is not None and claimed < free
+                    exhausted = claimed is not None and claimed < room
                 else:
-                    taken = self.max_in_flight - len(self._in_flight)
                     if self._fill(resource_ids=pending) is not None:
-                        pending = pending[taken:]
+                        pending = pending[room:]
                     exhausted = not pending
-            if not self._in_flight:
+            if not self._in_flight and not self._queued:
                 if exhausted:
                     break
                 continue
@@ -496,7 +562,6 @@ class Sweeper:
 
     def close(self) -> None:
         self.drain()
-        self._pool.shutdown(wait=True)
 
 
 def sweep(

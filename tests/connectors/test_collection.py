@@ -214,6 +214,25 @@ def test_wedged_connector_times_out_without_wedging_the_worker(make_resource, fa
 
 
 @pytest.mark.django_db
+def test_a_wedged_connector_costs_the_sweep_no_slot(make_resource, fake):
+    """With one slot, the healthy resource is still collected after the wedged one is given up."""
+    release = threading.Event()
+    make_resource("wedged", secret_ref="env:BC_TEST_PG", timeout_seconds=0.2)
+    make_resource("fine", secret_ref="env:BC_TEST_PG")
+    fake.behaviour["wedged"] = lambda t: release.wait(30) and healthy(t)
+    try:
+        started = time.monotonic()
+        report = collection.sweep(concurrency=1)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    by_name = {s.resource.name: s for s in report.statuses.values()}
+    assert by_name["wedged"].reasons[0]["code"] == "collection_timeout"
+    assert (by_name["fine"].state, by_name["fine"].visibility) == ("green", "ok")
+    assert elapsed < 4
+
+
+@pytest.mark.django_db
 def test_monitoring_asks_only_for_monitor_credentials(resource, fake, monkeypatch):
     """Invariant 6: a connector that asks for execute credentials while observing gets none."""
     asked = []
