@@ -2,7 +2,7 @@
 
 References (see docs/operations/vault.md):
 
-- ``vault:bcservice/db/orders/{purpose}`` reads ``bcservice/db/orders/monitor`` for monitoring and
+- ``vault:bcservice/db/orders#purpose`` reads ``bcservice/db/orders/monitor`` for monitoring and
   ``bcservice/db/orders/execute`` for execution, each a flat ``{"username": ..., "password": ...}``.
   This is the recommended layout: Vault policies can then give the monitoring identity the
   ``monitor`` paths only (invariant 6).
@@ -33,7 +33,7 @@ from django.conf import settings
 
 from connectors.secrets import PURPOSES, SecretError, _entry_for
 
-PURPOSE_PLACEHOLDER = "{purpose}"
+BY_PURPOSE = "#purpose"  # suffix: one KV path per purpose, <path>/monitor and <path>/execute
 DEFAULT_MOUNT = "secret"
 DEFAULT_TIMEOUT = 5.0
 
@@ -120,11 +120,14 @@ def forget_logins() -> None:
 
 def _split(name: str, purpose: str) -> str:
     """The KV path a reference names for ``purpose``; refuses odd paths early and clearly."""
-    path = name.replace(PURPOSE_PLACEHOLDER, purpose).strip().strip("/")
+    path, hash_, fragment = name.partition("#")
+    if hash_ and f"#{fragment}" != BY_PURPOSE:
+        raise SecretError(f"secret 'vault:{name}': the only suffix understood is {BY_PURPOSE!r}")
+    path = path.strip().strip("/")
     parts = path.split("/")
-    if not path or any(p in ("", ".", "..") for p in parts) or "{" in path or "}" in path:
+    if not path or any(p in ("", ".", "..") for p in parts):
         raise SecretError(f"secret 'vault:{name}': not a valid KV path")
-    return path
+    return f"{path}/{purpose}" if hash_ else path
 
 
 class _Refused(SecretError):
@@ -175,7 +178,7 @@ def read(name: str, purpose: str) -> Mapping[str, str]:
             data = _read(_client(identity, fresh=True), ref, path, mount)
         except _Refused as exc:
             raise SecretError(str(exc)) from None
-    if PURPOSE_PLACEHOLDER in name and any(key in data for key in PURPOSES):
+    if name.endswith(BY_PURPOSE) and any(key in data for key in PURPOSES):
         # A per-purpose path holding both accounts defeats the point of separate paths.
         raise SecretError(f"secret {ref!r}: a per-purpose path must hold one flat account")
     return _entry_for(data, ref, purpose)

@@ -63,7 +63,7 @@ def test_invalid_routes_are_refused(fields, field):
             "production_on_call": True,
             "environments": ["production"],
             "channel": "pagerduty",
-            "secret_ref": "vault:bcservice/notify/pd/{purpose}",
+            "secret_ref": "vault:bcservice/notify/pagerduty-db",
             "kinds": "status.*",
         },
         {"channel": "slack", "secret_ref": "env:SLACK_HOOK", "tiers": [3], "kinds": "status.red"},

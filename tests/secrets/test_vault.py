@@ -41,7 +41,7 @@ def _assert_clean(message: str, *extra: str) -> None:
 
 
 def test_per_purpose_paths_resolve_through_the_resolver(vault_env, stored):
-    ref = "vault:bcservice/db/orders/{purpose}"
+    ref = "vault:bcservice/db/orders#purpose"
     assert secrets.resolve(ref, "monitor") == {"username": "bc_monitor", "password": MON_PW}
     assert secrets.resolve(ref, "execute") == {"username": "bc_execute", "password": EXE_PW}
 
@@ -52,7 +52,7 @@ def test_one_secret_with_both_accounts(vault_env, stored):
 
 
 def test_values_are_read_on_every_call_never_cached(vault_env, stored):
-    ref = "vault:bcservice/db/orders/{purpose}"
+    ref = "vault:bcservice/db/orders#purpose"
     assert secrets.resolve(ref, "execute")["password"] == EXE_PW
     stored.create_or_update_secret(
         path="bcservice/db/orders/execute", secret={"username": "bc_execute", "password": "rotated"}
@@ -62,7 +62,7 @@ def test_values_are_read_on_every_call_never_cached(vault_env, stored):
 
 def test_missing_path_is_a_secret_error_without_values(vault_env, stored):
     with pytest.raises(SecretError) as info:
-        secrets.resolve("vault:bcservice/db/nothing-here/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/nothing-here#purpose", "monitor")
     message = str(info.value)
     assert "bcservice/db/nothing-here/monitor" in message and "nothing at" in message
     _assert_clean(message, vault_env["root_token"])
@@ -72,7 +72,7 @@ def test_wrong_token_is_a_secret_error_without_the_token(vault_env, stored, monk
     monkeypatch.setenv("BC_VAULT_TOKEN", "s.not-a-real-token-123")
     vault.forget_logins()
     with pytest.raises(SecretError) as info:
-        secrets.resolve("vault:bcservice/db/orders/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/orders#purpose", "monitor")
     assert "denied" in str(info.value)
     _assert_clean(str(info.value), "s.not-a-real-token-123", vault_env["root_token"])
 
@@ -86,7 +86,7 @@ def test_approle_identities_keep_monitoring_away_from_execution_accounts(
     monkeypatch.setenv("BC_VAULT_ROLE_ID", mon_role)
     monkeypatch.setenv("BC_VAULT_SECRET_ID", mon_secret)
     vault.forget_logins()
-    ref = "vault:bcservice/db/orders/{purpose}"
+    ref = "vault:bcservice/db/orders#purpose"
     assert secrets.resolve(ref, "monitor")["password"] == MON_PW
     # Without an execution identity, the monitoring one is used, and its policy says no.
     with pytest.raises(SecretError) as info:
@@ -108,7 +108,7 @@ def test_expired_login_is_renewed_once(vault_env, stored, bao_root, monkeypatch)
     monkeypatch.setenv("BC_VAULT_ROLE_ID", role)
     monkeypatch.setenv("BC_VAULT_SECRET_ID", secret_id)
     vault.forget_logins()
-    ref = "vault:bcservice/db/orders/{purpose}"
+    ref = "vault:bcservice/db/orders#purpose"
     assert secrets.resolve(ref, "monitor")["username"] == "bc_monitor"
     bao_root.auth.token.revoke(vault._client("default").token)
     assert secrets.resolve(ref, "monitor")["username"] == "bc_monitor"
@@ -121,7 +121,7 @@ def test_wrong_approle_secret_id(vault_env, stored, bao_root, monkeypatch):
     monkeypatch.setenv("BC_VAULT_SECRET_ID", "00000000-not-the-secret-id")
     vault.forget_logins()
     with pytest.raises(SecretError) as info:
-        secrets.resolve("vault:bcservice/db/orders/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/orders#purpose", "monitor")
     assert "AppRole" in str(info.value)
     _assert_clean(str(info.value), "00000000-not-the-secret-id")
 
@@ -131,7 +131,8 @@ def test_wrong_approle_secret_id(vault_env, stored, bao_root, monkeypatch):
     [
         ("vault:bcservice/../other", "not a valid KV path"),
         ("vault:bcservice//x", "not a valid KV path"),
-        ("vault:bcservice/{user}", "not a valid KV path"),
+        ("vault:bcservice/x#monitor", "only suffix understood"),
+        ("vault:#purpose", "not a valid KV path"),
     ],
 )
 def test_odd_paths_are_refused_before_asking_vault(vault_env, ref, expected):
@@ -145,22 +146,22 @@ def test_a_per_purpose_path_must_hold_one_account(vault_env, stored):
         secret={"monitor": {"password": MON_PW}, "execute": {"password": EXE_PW}},
     )
     with pytest.raises(SecretError, match="one flat account"):
-        secrets.resolve("vault:bcservice/db/mixed/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/mixed#purpose", "monitor")
 
 
 def test_unconfigured_and_unreachable_vault(vault_env, settings):
     settings.BC_VAULT_ADDR = ""
     with pytest.raises(SecretError, match="BC_VAULT_ADDR"):
-        secrets.resolve("vault:bcservice/db/orders/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/orders#purpose", "monitor")
     settings.BC_VAULT_ADDR = "http://127.0.0.1:9"  # discard port: nothing listens
     settings.BC_VAULT_TIMEOUT = 1
     vault.forget_logins()
     with pytest.raises(SecretError, match="unreachable"):
-        secrets.resolve("vault:bcservice/db/orders/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/orders#purpose", "monitor")
 
 
 def test_missing_credentials_in_the_environment(vault_env, monkeypatch):
     monkeypatch.delenv("BC_VAULT_TOKEN")
     vault.forget_logins()
     with pytest.raises(SecretError, match="no Vault credentials"):
-        secrets.resolve("vault:bcservice/db/orders/{purpose}", "monitor")
+        secrets.resolve("vault:bcservice/db/orders#purpose", "monitor")
