@@ -35,7 +35,7 @@ from django.db import connection
 
 from bcservice import request_context
 from connectors.collection import Sweeper
-from inventory import status_services
+from inventory import history
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_sweep(loop_seconds: float | None = None, chain: bool = True) -> dict[str
 def run_retention() -> dict[str, int]:
     """Roll raw history older than BC_HISTORY_RAW_HOURS into 5-minute buckets and prune."""
     with request_context.bind("worker"):
-        totals = status_services.roll_up_history()
+        totals = history.roll_up_history()
     logger.info("history retention: %s", totals)
     return totals
 

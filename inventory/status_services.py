@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Min, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
 from inventory import rules
-from inventory.models import ObservationRollup, ObservationSample, Resource, ResourceStatus
+from inventory.models import ObservationSample, Resource, ResourceStatus
 from notifications.services import notify
 
 NEVER_OBSERVED = [{"code": "never_observed", "message": "No observation has been made yet."}]
@@ -379,99 +378,3 @@ def apply_observation(
     return apply_observations([(resource_id, attempt)], owner=owner, actor=actor, now=now).get(
         resource_id
     )
-
-
-# --- history retention ------------------------------------------------------------------------
-
-BUCKET_SECONDS = 300  # rollup resolution: 5 minutes
-_CHUNK = timedelta(hours=1)  # one transaction per hour of raw history
-_STATE_RANK = {rules.GREEN: 0, rules.YELLOW: 1, rules.RED: 2}
-
-
-def _bucket_start(at: datetime) -> datetime:
-    epoch = int(at.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % BUCKET_SECONDS, tz=UTC)
-
-
-def _merge(
-    bucket: ObservationRollup, lag: float | None, lag_bytes: int | None, state: str, visible: bool
-) -> None:
-    if lag is not None:
-        n = bucket._lag_count
-        bucket.lag_seconds_avg = ((bucket.lag_seconds_avg or 0.0) * n + lag) / (n + 1)
-        bucket._lag_count = n + 1
-        low, high = bucket.lag_seconds_min, bucket.lag_seconds_max
-        bucket.lag_seconds_min = lag if low is None else min(low, lag)
-        bucket.lag_seconds_max = lag if high is None else max(high, lag)
-    if lag_bytes is not None:
-        bucket.lag_bytes_max = max(bucket.lag_bytes_max or 0, lag_bytes)
-    if _STATE_RANK.get(state, 2) > _STATE_RANK.get(bucket.worst_state, 0):
-        bucket.worst_state = state
-    bucket.invisible_samples += 0 if visible else 1
-    bucket.samples += 1
-
-
-@transaction.atomic
-def _roll_up_chunk(start: datetime, end: datetime) -> tuple[int, int]:
-    samples = ObservationSample.objects.filter(at__gte=start, at__lt=end)
-    existing = ObservationRollup.objects.filter(
-        bucket_seconds=BUCKET_SECONDS, bucket_start__gte=start, bucket_start__lt=end
-    )
-    buckets: dict[tuple[int, datetime], ObservationRollup] = {}
-    for bucket in existing:  # only when late samples land in a bucket already rolled up
-        # Samples with a lag are the visible ones (an invisible attempt has no lag).
-        has_lag = bucket.lag_seconds_avg is not None
-        bucket._lag_count = bucket.samples - bucket.invisible_samples if has_lag else 0
-        buckets[(bucket.resource_id, bucket.bucket_start)] = bucket
-    rows = samples.values_list("resource_id", "at", "lag_seconds", "lag_bytes", "state", "visible")
-    for rid, at, lag, lag_bytes, state, visible in rows.iterator(chunk_size=20_000):
-        key = (rid, _bucket_start(at))
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = ObservationRollup(
-                resource_id=rid,
-                bucket_seconds=BUCKET_SECONDS,
-                bucket_start=key[1],
-                samples=0,
-                worst_state=rules.GREEN,
-                invisible_samples=0,
-            )
-            bucket._lag_count = 0
-        _merge(bucket, lag, lag_bytes, state, visible)
-    existing.delete()
-    ObservationRollup.objects.bulk_create(buckets.values(), batch_size=2000)
-    deleted, _ = samples.delete()
-    return len(buckets), deleted
-
-
-def roll_up_history(
-    *,
-    now: datetime | None = None,
-    raw_hours: float | None = None,
-    rollup_days: float | None = None,
-    max_chunks: int = 72,
-) -> dict[str, int]:
-    """Retention: raw samples older than the raw window become 5-minute rollups and are deleted;
-    rollups older than the rollup window are deleted. Works an hour of history per transaction
-    and at most ``max_chunks`` hours per call, so a long backlog is worked off over several runs.
-    """
-    now = now or timezone.now()
-    if raw_hours is None:
-        raw_hours = float(getattr(settings, "BC_HISTORY_RAW_HOURS", 48))
-    if rollup_days is None:
-        rollup_days = float(getattr(settings, "BC_HISTORY_ROLLUP_DAYS", 90))
-    cutoff = _bucket_start(now - timedelta(hours=raw_hours))
-    totals = {"buckets": 0, "samples_deleted": 0, "rollups_deleted": 0}
-    oldest = ObservationSample.objects.filter(at__lt=cutoff).aggregate(m=Min("at"))["m"]
-    start = _bucket_start(oldest) if oldest else cutoff
-    for _ in range(max_chunks):
-        if start >= cutoff:
-            break
-        end = min(start + _CHUNK, cutoff)
-        buckets, deleted = _roll_up_chunk(start, end)
-        totals["buckets"] += buckets
-        totals["samples_deleted"] += deleted
-        start = end
-    expired = ObservationRollup.objects.filter(bucket_start__lt=now - timedelta(days=rollup_days))
-    totals["rollups_deleted"], _ = expired.delete()
-    return totals

@@ -28,7 +28,7 @@ from connectors.contract import (
     Role,
     SideObservation,
 )
-from inventory import status_services
+from inventory import history, status_services
 from inventory.models import ObservationSample, ResourceStatus
 
 SECRET = "S3cret-Value-9xq"
@@ -345,7 +345,7 @@ def test_retention_rolls_up_old_samples_into_buckets(resource):
         resource=resource, at=now - timedelta(hours=1), lag_seconds=2.0, lag_bytes=0, state="green"
     )
     ObservationSample.objects.bulk_create([*samples, recent])
-    totals = status_services.roll_up_history(now=now, raw_hours=48, rollup_days=90)
+    totals = history.roll_up_history(now=now, raw_hours=48, rollup_days=90)
     assert totals["buckets"] == 1 and totals["samples_deleted"] == 3
     [rollup] = resource.observationrollup_set.all()
     assert rollup.bucket_start == bucket and rollup.bucket_seconds == 300
@@ -354,7 +354,7 @@ def test_retention_rolls_up_old_samples_into_buckets(resource):
     assert rollup.lag_bytes_max == 10
     assert list(ObservationSample.objects.values_list("at", flat=True)) == [recent.at]
     # 95 days on, the recent sample is rolled up too, and both buckets are past their window.
-    assert status_services.roll_up_history(now=now + timedelta(days=95))["rollups_deleted"] == 2
+    assert history.roll_up_history(now=now + timedelta(days=95))["rollups_deleted"] == 2
     assert not resource.observationrollup_set.exists() and not ObservationSample.objects.exists()
 
 
