@@ -14,8 +14,11 @@ on the current secondary, ``primary_down`` on the current primary.
 
 Logins: ``bc_monitor`` (VIEW SERVER STATE, VIEW ANY DEFINITION) and ``bc_execute`` (also ALTER
 ANY AVAILABILITY GROUP), random passwords kept in ``state_path``. ``ALTER AVAILABILITY GROUP
-[bc-ag] FAILOVER`` / ``FORCE_FAILOVER_ALLOW_DATA_LOSS`` and ``ALTER DATABASE [db] SET HADR
-SUSPEND|RESUME`` change the state as SQL Server would; every batch received is recorded.
+[bc-ag] FAILOVER`` / ``FORCE_FAILOVER_ALLOW_DATA_LOSS`` / ``MODIFY REPLICA ON N'..' WITH
+(AVAILABILITY_MODE = ..)`` and ``ALTER DATABASE [db] SET HADR SUSPEND|RESUME`` change the state
+as SQL Server would (a new primary's ``recovery_lsn`` is where it took over; with
+``resync_seconds`` a secondary stays SYNCHRONIZING that long after a planned failover or a
+resume); every batch received is recorded.
 Not modelled: storage, real transactions, WSFC quorum, automatic failover, seeding, listeners.
 """
 
@@ -52,6 +55,11 @@ HEARTBEAT_TABLE = "bc_heartbeat"  # dbo.bc_heartbeat(id int, ts datetime), "writ
 _NAME = r"(\[(?:[^\]]|\]\])+\]|\"[^\"]+\"|[A-Za-z_][\w@#$]*)"
 _ALTER_AG = re.compile(
     rf"alter availability group\s+{_NAME}\s+(failover|force_failover_allow_data_loss)", re.I
+)
+_MODIFY_MODE = re.compile(
+    rf"alter availability group\s+{_NAME}\s+modify replica on\s+N?'((?:[^']|'')+)'\s+with\s*"
+    r"\(\s*availability_mode\s*=\s*(synchronous_commit|asynchronous_commit)\s*\)",
+    re.I,
 )
 _ALTER_DB_HADR = re.compile(rf"alter database\s+{_NAME}\s+set hadr\s+(suspend|resume)", re.I)
 
@@ -90,12 +98,14 @@ class MssqlAgSimulator:
         state_path: Path | None = None,
         ag_name: str = "bc-ag",
         databases: tuple[str, ...] = ("appdb",),
+        resync_seconds: float = 0.0,
     ) -> None:
         if not databases:
             raise ValueError("an availability group needs at least one database")
         self.state_path = Path(state_path) if state_path else None
         self.ag_name = ag_name
         self.database_names = tuple(databases)
+        self.resync_seconds = resync_seconds
         self._lock = threading.RLock()
         self.state: AgState | None = None
         self._servers: dict[str, ReplicaServer] = {}
@@ -126,7 +136,13 @@ class MssqlAgSimulator:
         monitor, execute = (self._credentials[u]["password"] for u in (MONITOR_USER, EXECUTE_USER))
         self._logins.add(MONITOR_USER, monitor, MONITOR_PERMISSIONS)
         self._logins.add(EXECUTE_USER, execute, MONITOR_PERMISSIONS | {ALTER_ANY_AG})
-        self.state = AgState(self.ag_name, self.database_names, ids, saved.get("replicas") or {})
+        self.state = AgState(
+            self.ag_name,
+            self.database_names,
+            ids,
+            saved.get("replicas") or {},
+            resync_seconds=self.resync_seconds,
+        )
         self._faults = set(saved.get("faults") or [])
         self._certificate = self_signed("localhost")  # one RSA key for both replicas (~60 ms)
         self._running = True
@@ -283,18 +299,27 @@ class MssqlAgSimulator:
 
     def _alter_ag(self, replica: str, permissions: frozenset[str], text: str) -> QueryResult:
         match = _ALTER_AG.fullmatch(text)
-        if match is None:
+        modify = _MODIFY_MODE.fullmatch(text) if match is None else None
+        if match is None and modify is None:
             raise QueryError(
-                "The lab double models only ALTER AVAILABILITY GROUP [name] FAILOVER and "
-                "FORCE_FAILOVER_ALLOW_DATA_LOSS."
+                "The lab double models only ALTER AVAILABILITY GROUP [name] FAILOVER, "
+                "FORCE_FAILOVER_ALLOW_DATA_LOSS and MODIFY REPLICA ON N'replica' WITH "
+                "(AVAILABILITY_MODE = ...)."
             )
-        name, forced = _unquote(match[1]), match[2].lower() != "failover"
+        name = _unquote((match or modify)[1])  # type: ignore[index]
         if name.lower() != self.ag_name.lower() or ALTER_ANY_AG not in permissions:
             raise QueryError(
                 f"Cannot alter the availability group '{name}', because it does not exist or "
                 "you do not have permission.",
                 number=15151,
             )
+        if modify is not None:
+            mode = modify[3].upper()
+            self._state().modify_availability_mode(replica, modify[2].replace("''", "'"), mode)
+            self._save_state()
+            return QueryResult(columns=[], rows=[])
+        assert match is not None
+        forced = match[2].lower() != "failover"
         self._state().failover(replica, forced)
         with self._lock:
             self._faults.add("forced_failover" if forced else "failover")

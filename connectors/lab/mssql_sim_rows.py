@@ -142,6 +142,10 @@ class ReplicaView:
     source_end_t: float | None = None  # end of the log of the primary it replicates from
     sending: bool = True  # log flows to this secondary
     redoing: bool = True
+    # Where this replica's current role began: for a primary, the end of the log it had when it
+    # took over (recovery_lsn); for a secondary, the point it resynchronizes from.
+    recovery_t: float | None = None
+    resyncing: bool = False  # a secondary catching up after a role change or a resume
 
 
 @dataclass
@@ -249,6 +253,11 @@ def database_sync(r: ReplicaView) -> tuple[str, str]:
         )
     if r.suspended or not r.connected or r.role == "RESOLVING":
         return "NOT SYNCHRONIZING", "NOT_HEALTHY"
+    if r.resyncing:
+        # Catching up after a failover or a resume: a synchronous-commit database that is not
+        # SYNCHRONIZED yet is PARTIALLY_HEALTHY (sys.dm_hadr_database_replica_states).
+        healthy = r.availability_mode != "SYNCHRONOUS_COMMIT"
+        return "SYNCHRONIZING", "HEALTHY" if healthy else "PARTIALLY_HEALTHY"
     if r.availability_mode == "SYNCHRONOUS_COMMIT":
         # Hardening is synchronous; redo may still trail (redo_queue_size) while SYNCHRONIZED.
         return "SYNCHRONIZED", "HEALTHY"
@@ -282,6 +291,7 @@ def _database_row(
     state, health = database_sync(r)
     gid, rid = snapshot.group_id, r.replica_id
     suspend = r.suspended if r.role != "PRIMARY" else None
+    recovery = lsn(position(snapshot, r.recovery_t)) if r.recovery_t is not None else lsn(0)
     common_head = [db.database_id, gid, rid, db.group_database_id, is_local, r.role == "PRIMARY",
                    SYNC_STATE[state], state, r.availability_mode == "SYNCHRONOUS_COMMIT",
                    HEALTH[health], health, 0 if is_local else None,
@@ -290,7 +300,7 @@ def _database_row(
     if r.role == "PRIMARY":
         end = lsn(position(snapshot, r.end_t))
         # The primary's own row leaves the secondary-only columns NULL, as SQL Server does.
-        return [*common_head, lsn(0), lsn(0),
+        return [*common_head, recovery, lsn(0),
                 None, None, None, None, end, at(r.end_t), None, None,
                 None, None, None, None, None, end, end, at(r.end_t), 0, None]  # fmt: skip
     source_end = max(r.source_end_t or r.received_t, r.received_t)
@@ -299,7 +309,7 @@ def _database_row(
     # secondary_lag_seconds is only filled in on the primary (NULL elsewhere, as documented).
     lag = int(max(0.0, source_end - r.redone_t)) if viewer.role == "PRIMARY" else None
     return [
-        *common_head, lsn(0), lsn(0),
+        *common_head, recovery, lsn(0),
         lsn(received), at(r.received_t), lsn(received), at(r.received_t),
         lsn(received), at(r.received_t), lsn(redone), at(r.redone_t),
         send_queue, LOG_KB_PER_SECOND if r.sending else 0,

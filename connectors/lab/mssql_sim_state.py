@@ -37,6 +37,9 @@ class Replica:
     recv_frozen_at: float | None = None
     redo_frozen_at: float | None = None
     split: bool = False  # claims PRIMARY on its own (split_brain)
+    availability_mode: str = "SYNCHRONOUS_COMMIT"  # ALTER AVAILABILITY GROUP ... MODIFY REPLICA
+    recovery_t: float | None = None  # where the current role began (recovery_lsn)
+    resync_until: float | None = None  # SYNCHRONIZING (catching up) until then
 
     def saved(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,8 @@ class Replica:
             "recv_frozen": self.recv_frozen_at is not None,
             "redo_frozen": self.redo_frozen_at is not None,
             "split": self.split,
+            "availability_mode": self.availability_mode,
+            "recovery_t": self.recovery_t,
         }
 
     def restore(self, saved: dict[str, Any], now: float) -> None:
@@ -61,6 +66,9 @@ class Replica:
         self.recv_frozen_at = now if saved.get("recv_frozen") else None
         self.redo_frozen_at = now if saved.get("redo_frozen") else None
         self.split = bool(saved.get("split"))
+        self.availability_mode = saved.get("availability_mode") or self.availability_mode
+        # An absolute point in the log (log positions are counted from the AG's creation).
+        self.recovery_t = saved.get("recovery_t")
 
     def end_of_log(self, now: float) -> float:
         return now if self.up else (self.down_since or now)
@@ -68,9 +76,17 @@ class Replica:
 
 class AgState:
     def __init__(
-        self, ag_name: str, databases: tuple[str, ...], ids: dict[str, Any], saved: dict[str, Any]
+        self,
+        ag_name: str,
+        databases: tuple[str, ...],
+        ids: dict[str, Any],
+        saved: dict[str, Any],
+        resync_seconds: float = 0.0,
     ) -> None:
         self.ag_name = ag_name
+        # How long a secondary stays SYNCHRONIZING after a planned failover or a resume before
+        # it is SYNCHRONIZED again; a real one takes a moment to reconnect and catch up.
+        self.resync_seconds = resync_seconds
         self.database_names = databases
         self.ids = ids
         self.lock = threading.RLock()
@@ -152,15 +168,23 @@ class AgState:
             if not forced and (view is None or rows.database_sync(view)[0] != "SYNCHRONIZED"):
                 raise QueryError(NOT_SYNCHRONIZED.format(ag=self.ag_name), number=41142)
             now = time.time()
+            # The new primary's log starts where its hardened log ends: everything it received
+            # is redone before it takes over (recovery_lsn on its rows). A planned failover
+            # needs SYNCHRONIZED, so that is the old primary's end of log.
+            taken_over_at = view.received_t if view is not None else now
             for other in self.replicas:
                 if other is me or other.role != "PRIMARY":
                     continue
                 other.role, other.split = "SECONDARY", False
+                other.recovery_t = taken_over_at
                 if forced:
                     # The former primary may hold log the new primary never received: its
                     # databases stay suspended until someone resumes them.
                     self.suspend(other, "SUSPEND_FROM_PARTNER", other.end_of_log(now))
-            me.role, me.split = "PRIMARY", False
+                elif self.resync_seconds:
+                    other.resync_until = now + self.resync_seconds
+            me.role, me.split, me.recovery_t = "PRIMARY", False, taken_over_at
+            me.resync_until = None
             me.suspended = me.recv_frozen_at = me.redo_frozen_at = None  # redo finishes first
 
     def set_hadr(self, name: str, suspend: bool) -> None:
@@ -174,8 +198,21 @@ class AgState:
                 if suspend:
                     reason = "SUSPEND_FROM_PARTNER" if on_primary else "SUSPEND_FROM_USER"
                     self.suspend(target, reason, time.time())
-                else:
+                elif target.suspended:
                     target.suspended = target.recv_frozen_at = None
+                    if self.resync_seconds:
+                        target.resync_until = time.time() + self.resync_seconds
+
+    def modify_availability_mode(self, name: str, replica: str, mode: str) -> None:
+        """ALTER AVAILABILITY GROUP ... MODIFY REPLICA ON 'replica' WITH (AVAILABILITY_MODE =
+        mode), run on ``name``; only the primary may change the group's configuration."""
+        with self.lock:
+            if self.get(name).role != "PRIMARY":
+                raise QueryError(NOT_PRIMARY_FOR_MODIFY.format(ag=self.ag_name), number=41190)
+            found = next((r for r in self.replicas if r.name.lower() == replica.lower()), None)
+            if found is None:
+                raise QueryError(NO_SUCH_REPLICA.format(ag=self.ag_name, name=replica))
+            found.availability_mode = mode
 
     # -- snapshot ----------------------------------------------------------------------------
 
@@ -200,6 +237,7 @@ class AgState:
 
     def _view(self, r: Replica, source: Replica | None, now: float) -> rows.ReplicaView:
         view = rows.ReplicaView(r.name, r.site, r.replica_id, r.metadata_id, r.role)
+        view.availability_mode, view.recovery_t = r.availability_mode, r.recovery_t
         if r.role == "PRIMARY":
             view.end_t = view.received_t = view.redone_t = r.end_of_log(now)
             view.connected = not any(x.split for x in self.replicas)
@@ -216,6 +254,7 @@ class AgState:
         view.suspended = r.suspended
         view.sending = view.received_t >= source_end
         view.redoing = r.redo_frozen_at is None and view.sending
+        view.resyncing = r.resync_until is not None and now < r.resync_until
         if not r.up:
             view.connect_error = (10061, refused(r.name), r.down_since or now)
         elif hung_out:
@@ -237,6 +276,18 @@ NOT_SYNCHRONIZED = (
     "consider performing a forced manual failover (with possible data loss). Otherwise, once all "
     "local secondary databases are joined and synchronized, you can perform a planned manual "
     "failover to this secondary replica (without data loss)."
+)
+
+
+NOT_PRIMARY_FOR_MODIFY = (
+    "Availability group '{ag}' failed to process the MODIFY REPLICA command. The local "
+    "availability replica is not in a state that could process the command. Verify that the "
+    "availability group is online and that the local availability replica is the primary "
+    "replica, then retry the command."
+)
+NO_SUCH_REPLICA = (
+    "Availability group '{ag}' has no availability replica named '{name}'. Verify the replica "
+    "name (sys.availability_replicas.replica_server_name) and retry."
 )
 
 

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 # The simulated instances run Always On; pysqlbridge answers SERVERPROPERTY from one
 # process-wide table, which says 0 by default.
 predicate.SERVER_PROPERTIES["ISHADRENABLED"] = 1
+# The simulated instances run in UTC (their DMV times are naive UTC): GETDATE()/SYSDATETIME()
+# must be on the same clock as last_commit_time, as they are on a real server, whatever the
+# time zone of the machine running the lab.
+for _local_now in ("GETDATE", "CURRENT_TIMESTAMP", "SYSDATETIME"):
+    predicate.CONTEXT_FUNCTIONS[_local_now] = lambda about, *rest: predicate._utc_now(about)
 
 Answer = Callable[[str, Query], QueryResult]
 

@@ -8,6 +8,9 @@ the availability group name, which must match a strict identifier pattern and is
 N'' literal. The monitoring login needs VIEW SERVER STATE and VIEW ANY DEFINITION; nothing here
 writes. Queries, column meanings and the lag estimate are in docs/connectors/mssql.md; turning
 the rows into roles, markers, lag and a replication state is ``mssql_assess``.
+
+Executions (switchover, failover, failback, drill) are planned in ``mssql_plan``; their steps talk
+to one replica at a time through ``ReplicaSession`` below.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
 
 import pyodbc
 
@@ -27,6 +31,7 @@ from connectors.contract import (
     Connector,
     Observation,
     Outcome,
+    PlanStep,
     Support,
     Target,
 )
@@ -66,8 +71,27 @@ JOIN sys.availability_databases_cluster AS adc
   ON adc.group_id = drs.group_id AND adc.group_database_id = drs.group_database_id
 WHERE ag.name = {ag};"""
 HEARTBEAT_QUERY = "SELECT MAX({column}) AS heartbeat_at FROM {table};"
+# One replica's own view, for execution steps: its role and link, its clock, and its own
+# database rows (recovery_lsn: where a new primary took over).
+LOCAL_QUERY = """
+SELECT ar.replica_server_name, ar.availability_mode_desc, ars.role_desc,
+       ars.connected_state_desc, ars.synchronization_health_desc,
+       ars.last_connect_error_timestamp, SYSDATETIME() AS server_now,
+       SYSUTCDATETIME() AS server_utc_now
+FROM sys.dm_hadr_availability_replica_states AS ars
+JOIN sys.availability_replicas AS ar ON ar.replica_id = ars.replica_id
+JOIN sys.availability_groups AS ag ON ag.group_id = ars.group_id
+WHERE ag.name = {ag} AND ars.is_local = 1;
+SELECT adc.database_name, drs.synchronization_state_desc, drs.database_state_desc,
+       drs.is_suspended, drs.suspend_reason_desc, drs.recovery_lsn, drs.last_hardened_lsn,
+       drs.last_redone_lsn, drs.last_commit_time
+FROM sys.dm_hadr_database_replica_states AS drs
+JOIN sys.availability_databases_cluster AS adc
+  ON adc.group_id = drs.group_id AND adc.group_database_id = drs.group_database_id
+JOIN sys.availability_groups AS ag ON ag.group_id = drs.group_id
+WHERE ag.name = {ag} AND drs.is_local = 1;"""
 
-_SYNC = "needs a synchronous-commit secondary: planned manual failover requires SYNCHRONIZED"
+_SYNC = "requires a synchronous-commit secondary that is SYNCHRONIZED (planned manual failover)"
 _EXECUTE = "the execution login needs ALTER AVAILABILITY GROUP on the availability group"
 
 
@@ -103,7 +127,9 @@ def _odbc_value(value: Any, freetds: bool) -> str:
     return "{" + text + "}"
 
 
-def connection_string(conn: dict[str, Any], site: str, creds: dict[str, str]) -> str:
+def connection_string(
+    conn: dict[str, Any], site: str, creds: dict[str, str], app: str = "bcservice-monitor"
+) -> str:
     """Connection string for one replica. Always DATABASE=master: a non-readable secondary
     refuses connections to its availability databases, and every DMV read here is
     server-scoped."""
@@ -118,7 +144,7 @@ def connection_string(conn: dict[str, Any], site: str, creds: dict[str, str]) ->
     else:  # Microsoft's ODBC Driver 17/18 syntax
         parts += [f"SERVER={_odbc_value(f'tcp:{host},{port}', freetds)}"]
         parts.append("Encrypt=yes" if conn.get("encrypt") else "Encrypt=no")
-    parts += ["DATABASE=master", "APP=bcservice-monitor"]
+    parts += ["DATABASE=master", f"APP={app}"]
     if creds.get("username"):
         parts += [
             f"UID={_odbc_value(creds['username'], freetds)}",
@@ -142,25 +168,35 @@ class MssqlConnector(Connector):
                 "resource",
             )
         )
+        # Static text only: capabilities are shown before anything runs and must not fetch
+        # credentials or touch the replicas; the prechecks find out whether the condition holds.
         return {
             "monitor": Capability(Support.YES),
             "replication_marker": Capability(Support.YES),
             "heartbeat": heartbeat,
             "switchover": Capability(conditional, f"{_SYNC}; {_EXECUTE}"),
             "failover": Capability(
-                conditional, f"forced failover with possible data loss; {_EXECUTE}"
+                conditional,
+                "forced failover allows data loss (FORCE_FAILOVER_ALLOW_DATA_LOSS); refused "
+                f"while the old primary is still PRIMARY unless the operator overrides; {_EXECUTE}",
             ),
             "failback": Capability(
                 conditional,
-                "after a forced failover the former primary's databases stay suspended until "
-                f"resumed (ALTER DATABASE ... SET HADR RESUME); then as switchover: {_SYNC}",
+                "resumes the former primary's suspended databases (ALTER DATABASE ... SET HADR "
+                f"RESUME), then a planned failover back to the primary site: {_SYNC}",
             ),
             "drill": Capability(
-                conditional,
-                "a read-only drill needs a readable secondary; a write drill needs an isolated "
-                "copy (restored backup or snapshot) of the DR databases",
+                Support.YES,
+                "read-only: measures how long the DR replica takes to redo past the primary's "
+                "hardened LSN, against the RPO target; no write marker, roles never change",
             ),
         }
+
+    def plan(self, kind: str, target: Target) -> list[PlanStep]:
+        """Prechecks, steps and postchecks for ``kind`` (see ``mssql_plan``); no I/O here."""
+        from connectors.platforms import mssql_plan  # it imports this module
+
+        return mssql_plan.build(kind, target)
 
     def observe(self, target: Target) -> Observation:
         observed_at = datetime.now(UTC)
@@ -260,6 +296,114 @@ class MssqlConnector(Connector):
         if isinstance(value, datetime):
             # The documented convention: the heartbeat column holds UTC.
             side.heartbeat = value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ReplicaError(Exception):
+    """Talking to one replica failed. The message is sanitized; ``outcome`` says how."""
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass
+class LocalState:
+    """What one replica says about itself (``LOCAL_QUERY``)."""
+
+    replica: str
+    role: str  # PRIMARY, SECONDARY, RESOLVING
+    availability_mode: str
+    connected: str  # a secondary's link to its primary
+    health: str
+    lost_primary_at: datetime | None  # last_connect_error_timestamp (its own clock)
+    server_now: datetime  # SYSDATETIME(): the server's local clock, as DMV times are
+    utc_offset: timedelta  # SYSDATETIME() - SYSUTCDATETIME(), to the minute
+    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def server_utc_now(self) -> datetime:
+        return self.server_now - self.utc_offset
+
+
+class ReplicaSession:
+    """One ODBC session to the replica at ``site``, for execution steps and their checks.
+
+    Credentials are fetched on entry for ``purpose`` ("execute" only inside a state-changing
+    step), never kept after the session closes. Every pyodbc error becomes a ``ReplicaError``
+    with the same sanitized text and outcome that ``observe()`` would report.
+    """
+
+    def __init__(self, target: Target, site: str, purpose: str = "monitor") -> None:
+        self.target, self.site, self.purpose = target, site, purpose
+        self.conn = with_defaults("mssql", dict(target.connection))
+        self.endpoint = _endpoint(self.conn, site)
+        self.seconds = max(1, math.ceil(target.timeout_seconds))
+        self._cnxn: Any = None
+        self._creds: dict[str, str] = {}
+        self._connstr = ""
+
+    def __enter__(self) -> Self:
+        if not self.conn.get(f"{self.site}_server"):
+            raise ReplicaError(f"no {self.site}_server set", Outcome.NOT_CONFIGURED)
+        self._creds = dict(self.target.credentials(self.purpose) or {})
+        try:
+            self.ag = ag_literal(str(self.conn.get("availability_group") or ""))
+            app = f"bcservice-{self.purpose}"
+            self._connstr = connection_string(self.conn, self.site, self._creds, app)
+        except ValueError as exc:
+            raise ReplicaError(str(exc), Outcome.NOT_CONFIGURED) from None
+        try:
+            self._cnxn = pyodbc.connect(self._connstr, timeout=self.seconds, autocommit=True)
+            self._cnxn.timeout = self.seconds
+        except pyodbc.Error as exc:
+            raise self._error(exc) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cnxn is not None:
+            with contextlib.suppress(pyodbc.Error):
+                self._cnxn.close()
+        self._cnxn, self._creds, self._connstr = None, {}, ""
+
+    def _error(self, exc: pyodbc.Error) -> ReplicaError:
+        text = error_text(exc, self._creds, self._connstr)
+        return ReplicaError(f"{self.endpoint}: {text}", classify(exc))
+
+    def run(self, sql: str, timeout: int | None = None) -> list[list[dict[str, Any]]]:
+        """Run one batch; every result set as a list of {column: value}."""
+        try:
+            self._cnxn.timeout = timeout or self.seconds
+            cursor = self._cnxn.cursor()
+            cursor.execute(sql)
+            return _result_sets(cursor)
+        except pyodbc.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            with contextlib.suppress(pyodbc.Error):
+                self._cnxn.timeout = self.seconds
+
+    def local_state(self) -> LocalState:
+        sets = self.run(LOCAL_QUERY.format(ag=self.ag))
+        replica = (sets[0] or [None])[0] if sets else None
+        if replica is None:
+            raise ReplicaError(
+                f"{self.endpoint}: availability group not visible here (not found, HADR off, "
+                "or the login lacks VIEW ANY DEFINITION)",
+                Outcome.ERROR,
+            )
+        now, utc = replica["server_now"], replica["server_utc_now"]
+        offset = timedelta(minutes=round((now - utc).total_seconds() / 60))
+        return LocalState(
+            replica=replica["replica_server_name"],
+            role=str(replica["role_desc"] or ""),
+            availability_mode=str(replica["availability_mode_desc"] or ""),
+            connected=str(replica["connected_state_desc"] or ""),
+            health=str(replica["synchronization_health_desc"] or ""),
+            lost_primary_at=replica["last_connect_error_timestamp"],
+            server_now=now,
+            utc_offset=offset,
+            databases={d["database_name"]: d for d in (sets[1] if len(sets) > 1 else [])},
+        )
 
 
 def _endpoint(conn: dict[str, Any], site: str) -> str:
