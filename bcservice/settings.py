@@ -242,6 +242,13 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Where scripts/backup.sh writes pg_dump files; bc_selfcheck reads their age.
 BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BASE_DIR / "var" / "backups"))
 
+# Collection: how many sweep loops may run at once (across workers and hosts; leases split the
+# due resources between them), how long one loop runs before it hands over, and how many targets
+# one loop observes concurrently.
+BC_SWEEP_SLOTS = int(os.environ.get("BC_SWEEP_SLOTS", "1"))
+BC_SWEEP_LOOP_SECONDS = float(os.environ.get("BC_SWEEP_LOOP_SECONDS", "50"))
+BC_COLLECT_CONCURRENCY = int(os.environ.get("BC_COLLECT_CONCURRENCY", "16"))
+
 # Longest break-glass grant an eligible person may open (minutes).
 BC_BREAKGLASS_MAX_MINUTES = int(os.environ.get("BC_BREAKGLASS_MAX_MINUTES", "240"))
 
