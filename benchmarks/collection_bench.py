@@ -161,7 +161,7 @@ def _sweeper_job(mode: str, seconds: float, sweeper_kwargs: dict, results) -> No
     """One sweeper (in this process or a forked one): a pass, or a loop for ``seconds``."""
     from django.db import connections
 
-    from connectors.collection import Sweeper
+    from connectors.tasks import Sweeper
 
     flush_batch = sweeper_kwargs.pop("flush_batch", None)
     cpu0 = time.process_time()

@@ -190,7 +190,7 @@ def test_failures_become_statuses_not_exceptions(resource, fake, setup, code):
         type(resource).objects.filter(pk=resource.pk).update(secret_ref="env:BC_NOT_SET_ANYWHERE")
     else:
         fake.behaviour["orders-db"] = lambda t: {"lag": 1}
-    report = collection.sweep()
+    report = tasks.sweep()
     status = report.statuses[resource.pk]
     assert (status.state, status.visibility) == ("red", "lost")
     assert status.reasons[0]["code"] == code
@@ -222,7 +222,7 @@ def test_a_wedged_connector_costs_the_sweep_no_slot(make_resource, fake):
     fake.behaviour["wedged"] = lambda t: release.wait(30) and healthy(t)
     try:
         started = time.monotonic()
-        report = collection.sweep(concurrency=1)
+        report = tasks.sweep(concurrency=1)
         elapsed = time.monotonic() - started
     finally:
         release.set()
@@ -255,14 +255,14 @@ def test_sweep_collects_due_enabled_resources_and_reschedules(make_resource, fak
     b = make_resource("b", secret_ref="env:BC_TEST_PG", collect_interval_seconds=30)
     make_resource("off", secret_ref="env:BC_TEST_PG", enabled=False)
     start = timezone.now()
-    report = collection.sweep()
+    report = tasks.sweep()
     assert set(report.statuses) == {a.pk, b.pk}
     assert report.changed == 2
     rows = {s.resource_id: s for s in ResourceStatus.objects.all()}
     assert rows[b.pk].next_collect_at - start >= timedelta(seconds=29)
     assert all(s.lease_until is None for s in rows.values())
-    assert collection.sweep().collected == 0  # nothing due any more
-    assert collection.sweep(everything=True).collected == 2  # `collect --once`
+    assert tasks.sweep().collected == 0  # nothing due any more
+    assert tasks.sweep(everything=True).collected == 2  # `collect --once`
 
 
 @pytest.mark.django_db
@@ -271,7 +271,7 @@ def test_slow_target_does_not_delay_the_others(make_resource, fake):
     for name in [*names, "slow"]:
         make_resource(name, secret_ref="env:BC_TEST_PG")
     fake.behaviour["slow"] = lambda t: time.sleep(1.5) or healthy(t)
-    collection.sweep(concurrency=4)
+    tasks.sweep(concurrency=4)
     evaluated = dict(
         ResourceStatus.objects.values_list("resource__name", "evaluated_at").order_by()
     )
@@ -288,11 +288,11 @@ def test_a_leased_resource_is_not_collected_twice(resource, fake):
     assert [r.pk for r in held] == [resource.pk]
     with pytest.raises(collection.CollectionBusy):
         collection.collect_resource(resource.pk)
-    assert collection.sweep().collected == 0
+    assert tasks.sweep().collected == 0
     assert fake.calls["orders-db"] == 0
     # An expired lease can be taken over.
     ResourceStatus.objects.filter(pk=resource.pk).update(lease_until=now - timedelta(seconds=1))
-    assert collection.sweep().collected == 1
+    assert tasks.sweep().collected == 1
 
 
 @pytest.mark.postgres_only
@@ -309,7 +309,7 @@ def test_two_sweepers_on_postgres_never_collect_one_resource_twice(make_resource
     def worker():
         try:
             barrier.wait()
-            reports.append(collection.sweep(concurrency=8))
+            reports.append(tasks.sweep(concurrency=8))
         except BaseException as exc:
             errors.append(exc)
         finally:

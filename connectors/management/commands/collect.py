@@ -13,7 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bcservice import request_context
-from connectors.collection import CollectionBusy, Sweeper, collect_resource
+from connectors.collection import CollectionBusy, collect_resource
+from connectors.tasks import Sweeper
 from inventory.models import Resource, ResourceStatus
 from inventory.status_services import current_evaluation
 
