@@ -16,16 +16,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _string
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import F, QuerySet, TextField
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from audit import selectors
-from audit.chain import ROW_FIELDS, canonical_json, format_time
+from audit.chain import ROW_FIELDS, canonical_json, format_time, load_json_text
 from audit.models import AuditEvent
 
 EXPORT_VERSION = 1
@@ -39,14 +43,17 @@ BATCH = 2000
 
 @dataclass
 class Export:
+    """Rows are tuples in ``columns`` order; JSON-valued cells are Python values, or JSON text
+    when the kind's ``line`` encoder says so (the events export)."""
+
     kind: str
     columns: tuple[str, ...]
-    rows: Iterable[Mapping[str, Any]]
+    rows: Iterable[Sequence[Any]]
     header: dict[str, Any]
     trailer: Callable[[], dict[str, Any]]
     filename: str
     # A faster JSON Lines encoder for this kind's rows, when it has one.
-    line: Callable[[Mapping[str, Any]], str] | None = None
+    line: Callable[[Sequence[Any]], str] | None = None
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,7 +80,10 @@ def _json_line(row: Mapping[str, Any]) -> str:
 
 def jsonl_chunks(export: Export, batch: int = 500) -> Iterator[bytes]:
     """Header line, one line per row, trailer line; yielded in chunks of ``batch`` lines."""
-    encode = export.line or (lambda row: _json_line({"record": "row", **row}))
+    columns = export.columns
+    encode = export.line or (
+        lambda row: _json_line({"record": "row", **dict(zip(columns, row, strict=True))})
+    )
     yield (_json_line({"record": "header", **export.header}) + "\n").encode()
     lines: list[str] = []
     for row in export.rows:
@@ -99,7 +109,7 @@ def csv_chunks(export: Export, batch: int = 500) -> Iterator[bytes]:
 
     writer.writerow(export.columns)
     for count, row in enumerate(export.rows, start=1):
-        writer.writerow([csv_cell(row.get(name)) for name in export.columns])
+        writer.writerow([csv_cell(value) for value in row])
         if count % batch == 0:
             yield flush()
     meta = {**export.header, **export.trailer()}
@@ -133,19 +143,78 @@ def keyset(queryset: QuerySet, key: str, fields: tuple[str, ...], batch: int) ->
         last = rows[-1][position]
 
 
-def event_line(row: Mapping[str, Any]) -> str:
-    """One event as a JSON line; every hashed field as hashed (the verifier recomputes it)."""
-    return _json_line({"record": "event", **row})
+def event_line(row: Sequence[Any]) -> str:
+    """One event as a JSON line, every hashed field exactly as hashed; before/after arrive as
+    JSON text and are spliced in (the verifier parses and re-canonicalises them)."""
+    seq, at, actor_id, actor_name, action, object_type, object_id, object_name = row[:8]
+    before, after, request_id, context, prev_hash, digest = row[8:]
+    return "".join(
+        (
+            '{"record":"event","seq":',
+            str(seq),
+            ',"at":',
+            _string(at),
+            ',"actor_id":',
+            "null" if actor_id is None else str(actor_id),
+            ',"actor_name":',
+            _string(actor_name),
+            ',"action":',
+            _string(action),
+            ',"object_type":',
+            _string(object_type),
+            ',"object_id":',
+            _string(object_id),
+            ',"object_name":',
+            _string(object_name),
+            ',"before":',
+            before or "null",
+            ',"after":',
+            after or "null",
+            ',"request_id":',
+            _string(request_id),
+            ',"context":',
+            _string(context),
+            ',"prev_hash":',
+            _string(prev_hash),
+            ',"hash":',
+            _string(digest),
+            "}",
+        )
+    )
 
 
-def event_rows(queryset: QuerySet[AuditEvent], stats: dict[str, Any]) -> Iterator[dict]:
-    for row in keyset(queryset, "seq", ROW_FIELDS, BATCH):
-        event = dict(zip(ROW_FIELDS, row, strict=True))
-        event["at"] = format_time(event["at"])
-        stats["events"] = stats.get("events", 0) + 1
-        stats.setdefault("first_seq", event["seq"])
-        stats["last_seq"] = event["seq"]
-        yield event
+# PostgreSQL renders ``at`` as the hash covers it, and hands jsonb over as text, which is always
+# one valid JSON value there: it can go into the line without a parse. SQLite keeps JSON as text
+# that nothing validated, so there it is parsed and re-encoded (a stored value can never break
+# out of its field in the export).
+_AT_TEXT = RawSQL(
+    """to_char("audit_auditevent"."at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""",
+    [],
+)
+_TEXT_FIELDS = ("_at", *ROW_FIELDS[2:8], "_before", "_after", *ROW_FIELDS[10:])
+
+
+def event_rows(queryset: QuerySet[AuditEvent], stats: dict[str, Any]) -> Iterator[tuple]:
+    """Rows in ``ROW_FIELDS`` order with ``at`` as text and before/after as JSON text."""
+    on_postgres = connection.vendor == "postgresql"
+    queryset = queryset.annotate(
+        _at=_AT_TEXT if on_postgres else F("at"),
+        _before=Cast("before", TextField()),
+        _after=Cast("after", TextField()),
+    )
+    rows = keyset(queryset, "seq", ("seq", *_TEXT_FIELDS), BATCH)
+    for count, row in enumerate(rows, start=1):
+        if not on_postgres:
+            row = (
+                row[0],
+                format_time(row[1]),
+                *row[2:8],
+                *(None if v is None else canonical_json(load_json_text(v)) for v in row[8:10]),
+                *row[10:],
+            )
+        stats["events"], stats["last_seq"] = count, row[0]
+        stats.setdefault("first_seq", row[0])
+        yield row
 
 
 def _events_trailer(stats: dict[str, Any]) -> dict[str, Any]:

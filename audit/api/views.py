@@ -180,7 +180,7 @@ class HistoryListView(AuditReadOnly, generics.ListAPIView):
             def counted() -> Any:
                 for row in rows:
                     count["records"] += 1
-                    yield row
+                    yield tuple(row[name] for name in history.HISTORY_COLUMNS)
 
             export = exports.Export(
                 kind=f"audit.config_history.{source.name}",
