@@ -6,8 +6,8 @@ Missing node/npm or Chromium fails the test when BC_REQUIRE_E2E=1 (CI) and skips
 
 Two frictions with a live server, handled here:
 - Playwright's sync API keeps an event loop in the test's thread, which makes Django refuse
-  ORM calls from the test ("async context"); DJANGO_ALLOW_ASYNC_UNSAFE lifts that for these
-  tests only (the live server's own thread is unaffected).
+  ORM calls from the test ("async context"); DJANGO_ALLOW_ASYNC_UNSAFE lifts that for this
+  module only, and Playwright is stopped when the module ends (see ``chromium``).
 - The live server needs ``transactional_db``, whose teardown empties every table. On SQLite that
   DELETE hits the audit table's append-only trigger (PostgreSQL's TRUNCATE does not), so on
   SQLite the triggers are lifted for that flush and put back right after it.
@@ -41,30 +41,45 @@ def oidc_idp(tmp_path_factory) -> Iterator[LoopbackIdP]:
     idp.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(request) -> Iterator[Any]:
-    """A headless Chromium from pytest-playwright's Playwright instance (one per session)."""
+    """A headless Chromium for this module; Playwright is stopped when the module ends.
+
+    Playwright's sync API leaves its event loop marked as running in this thread while it is
+    alive, and Django then refuses ORM calls here ("async context"), so for this module only
+    DJANGO_ALLOW_ASYNC_UNSAFE is set; stopping Playwright afterwards lets later tests run as
+    usual (a session-wide instance would break every later database test).
+    """
     if not Path(CHROMIUM).exists():
         unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        playwright = request.getfixturevalue("playwright")
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
-    except Exception as exc:  # noqa: BLE001 - any launch failure means "no browser here"
-        unavailable(f"Chromium at {CHROMIUM} did not start: {exc}")
-    yield browser
-    browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        owned = None
+        try:
+            owned = sync_playwright().start()
+            playwright = owned
+        except PlaywrightError:
+            # pytest-playwright's session instance is already running in this thread: share it.
+            playwright = request.getfixturevalue("playwright")
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+            )
+        except Exception as exc:  # any launch failure means "no usable browser here"
+            if owned is not None:
+                owned.stop()
+            unavailable(f"Chromium at {CHROMIUM} did not start: {exc}")
+        yield browser
+        browser.close()
+        if owned is not None:
+            owned.stop()
 
 
 @pytest.fixture
-def sso_live(live_server, oidc_idp, settings, django_db_blocker) -> Iterator[Any]:
+def sso_live(chromium, live_server, oidc_idp, settings, django_db_blocker) -> Iterator[Any]:
     """The live server with OIDC pointed at the loopback IdP."""
     from bcservice.auth import oidc
 
