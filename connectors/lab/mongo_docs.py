@@ -53,6 +53,23 @@ class Member:
     down_reason: str = ""  # lastHeartbeatMessage the others show while it is unreachable
     applied: float | None = None  # wall-clock seconds of the last applied write
     sync_source: int | None = None
+    votes: int = 1  # 0 or 1, as in the replica set configuration
+
+
+@dataclass(frozen=True)
+class ElectionMetrics:
+    """What the latest election left behind, for ``electionCandidateMetrics`` on the winner and
+    ``electionParticipantMetrics`` on the members that voted (MongoDB 4.2.1+)."""
+
+    candidate: int  # member index of the winner
+    term: int
+    reason: str  # lastElectionReason, e.g. "stepUpRequestSkipDryRun", "electionTimeout"
+    at: float  # election time
+    priority: float  # the candidate's priority at the election
+    votes_needed: int
+    last_committed: float | None
+    applied: dict[int, float | None]  # every reachable data member's applied time at the election
+    voters: tuple[int, ...]  # members that voted for the candidate (itself excluded)
 
 
 @dataclass
@@ -65,6 +82,8 @@ class SetSnapshot:
     committed: float | None  # majority-committed write time
     topology_counter: int
     connection_ids: dict[int, int] = field(default_factory=dict)
+    config_version: int = 1
+    election: ElectionMetrics | None = None
 
     @property
     def term(self) -> int:
@@ -128,7 +147,7 @@ def hello(snap: SetSnapshot, me: Member, legacy: bool, hello_ok: bool) -> dict[s
         "passives": [m.name for m in data_members if m.priority == 0],
         "arbiters": [m.name for m in snap.members if m.arbiter],
         "setName": snap.set_name,
-        "setVersion": 1,
+        "setVersion": snap.config_version,
         ("ismaster" if legacy else "isWritablePrimary"): is_primary,
         "secondary": me.state == SECONDARY,
     }
@@ -193,7 +212,7 @@ def _member_entry(snap: SetSnapshot, viewer: Member, m: Member) -> dict[str, Any
         entry.update(_sync_fields(snap, m))
         if m.state == PRIMARY:
             entry.update(_election_fields(snap))
-        entry.update({"configVersion": 1, "configTerm": snap.term, "self": True})
+        entry.update({"configVersion": snap.config_version, "configTerm": snap.term, "self": True})
         entry["lastHeartbeatMessage"] = ""
         return entry
     if not m.reachable:
@@ -252,7 +271,7 @@ def _member_entry(snap: SetSnapshot, viewer: Member, m: Member) -> dict[str, Any
     entry.update(_sync_fields(snap, m))
     if m.state == PRIMARY:
         entry.update(_election_fields(snap))
-    entry.update({"configVersion": 1, "configTerm": snap.term})
+    entry.update({"configVersion": snap.config_version, "configTerm": snap.term})
     return entry
 
 
@@ -270,9 +289,47 @@ def _election_fields(snap: SetSnapshot) -> dict[str, Any]:
     return {"electionTime": timestamp(elected_at), "electionDate": _dt(int(elected_at))}
 
 
+def _election_metrics(snap: SetSnapshot, viewer: Member) -> dict[str, Any]:
+    """``electionCandidateMetrics`` on the primary that won the latest election and
+    ``electionParticipantMetrics`` on a member that voted in it, as MongoDB 7.0 shows them."""
+    e = snap.election
+    if e is None:
+        return {}
+    if viewer.index == e.candidate and viewer.state == PRIMARY:
+        return {
+            "electionCandidateMetrics": {
+                "lastElectionReason": e.reason,
+                "lastElectionDate": _dt(e.at),
+                "electionTerm": Int64(e.term),
+                "lastCommittedOpTimeAtElection": optime(snap, e.last_committed),
+                "lastSeenOpTimeAtElection": optime(snap, e.applied.get(e.candidate)),
+                "numVotesNeeded": e.votes_needed,
+                "priorityAtElection": float(e.priority),
+                "electionTimeoutMillis": Int64(10000),
+                "newTermStartDate": _dt(e.at),
+                "wMajorityWriteAvailabilityDate": _dt(e.at),
+            }
+        }
+    if viewer.index in e.voters:
+        known = [a for a in e.applied.values() if a is not None]
+        return {
+            "electionParticipantMetrics": {
+                "votedForCandidate": True,
+                "electionTerm": Int64(e.term),
+                "lastVoteDate": _dt(e.at),
+                "electionCandidateMemberId": e.candidate,
+                "voteReason": "",
+                "lastAppliedOpTimeAtElection": optime(snap, e.applied.get(viewer.index)),
+                "maxAppliedOpTimeInSet": optime(snap, max(known) if known else None),
+                "priorityAtElection": float(viewer.priority),
+            }
+        }
+    return {}
+
+
 def repl_set_get_status(snap: SetSnapshot, viewer: Member) -> dict[str, Any]:
-    voting = len(snap.members)
-    writable = len([m for m in snap.members if not m.arbiter])
+    voting = len([m for m in snap.members if m.votes])
+    writable = len([m for m in snap.members if not m.arbiter and m.votes])
     applied = None if viewer.arbiter else viewer.applied
     doc: dict[str, Any] = {
         "set": snap.set_name,
@@ -299,6 +356,7 @@ def repl_set_get_status(snap: SetSnapshot, viewer: Member) -> dict[str, Any]:
                 "lastDurableWallTime": _dt(applied or 0),
             },
             "lastStableRecoveryTimestamp": timestamp(snap.committed or 0),
+            **_election_metrics(snap, viewer),
             "members": [_member_entry(snap, viewer, m) for m in snap.members],
             "ok": 1.0,
         }
@@ -318,13 +376,13 @@ def repl_set_get_config(snap: SetSnapshot) -> dict[str, Any]:
             "priority": 0 if m.arbiter else m.priority,
             "tags": {} if m.arbiter else {"site": m.site},
             "secondaryDelaySecs": Int64(0),
-            "votes": 1,
+            "votes": m.votes,
         }
         for m in snap.members
     ]
     config = {
         "_id": snap.set_name,
-        "version": 1,
+        "version": snap.config_version,
         "term": snap.term,
         "members": members,
         "protocolVersion": Int64(1),

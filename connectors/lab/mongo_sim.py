@@ -5,16 +5,19 @@ the real wire protocol with documents shaped like MongoDB 7.0's (``connectors.la
 pymongo talks to it exactly as to a real ``mongod``, including SCRAM authentication
 (``connectors.lab.mongo_scram``), the streaming ``hello`` monitor and ``endSessions``.
 
-Topology (a classic two-site PSA set): member 0 is the primary at the primary site, member 1 the
-DR member (priority 0, so it is never elected on its own: failing over to DR is an approved
-action, not an election), member 2 an arbiter at the primary site. With ``members > 3`` the extra
-members are priority-0 secondaries at the primary site. Because no data-bearing member other than
-member 0 is electable, when the primary stops the set has no primary, as a real PSA set with a
-priority-0 DR member would.
+Topology at start (a classic two-site PSA set): member 0 is the primary at the primary site,
+member 1 the DR member (priority 0, so it is never elected on its own: failing over to DR is an
+approved action, not an election), member 2 an arbiter at the primary site. With ``members > 3``
+the extra members are priority-0 secondaries at the primary site. Roles and the configuration
+then follow what the set is told (``replSetReconfig``, ``replSetStepDown``: see
+``connectors.lab.mongo_exec``) and are kept in the state file across restarts.
 
-Writes happen all the time on the primary: its optime is the wall clock. Secondaries follow
-immediately unless a fault freezes them. Every command received is recorded for the execution
-tests (``received_commands()``); commands the simulator does not model answer CommandNotFound.
+Writes happen all the time on the primary: its optime is the wall clock. Secondaries follow after
+``replication_delay`` seconds (0 by default) unless a fault freezes them. Faults act on the
+current roles: ``primary_down`` stops whichever member is primary, the replica faults (``lag``,
+``pause``, ``recovering``, ``standby_down``, ``timeout``) hit the data member at the other
+configured site. Every command received is recorded (``received_commands()``); commands the
+simulator does not model answer CommandNotFound.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from bson import ObjectId
 from mockupdb import MockupDB
 
 from connectors.lab import mongo_docs as docs
+from connectors.lab.mongo_data import DataCommands
+from connectors.lab.mongo_exec import ExecutionCommands
 from connectors.lab.mongo_scram import ScramServer
 from connectors.lab.mongo_wire import WireServing
 
@@ -41,28 +46,41 @@ log = logging.getLogger(__name__)
 
 FAULTS = ("lag", "pause", "standby_down", "primary_down", "timeout", "recovering", "heal")
 MONITOR_USER, EXECUTE_USER = "bc_monitor", "bc_execute"
+_NEVER = float("inf")
 
 
-class MongoReplicaSetSimulator(WireServing):
+class MongoReplicaSetSimulator(ExecutionCommands, DataCommands, WireServing):
     platform = "mongodb"
     faults = FAULTS
 
     def __init__(
-        self, state_path: Path | None = None, set_name: str = "rs-lab", members: int = 3
+        self,
+        state_path: Path | None = None,
+        set_name: str = "rs-lab",
+        members: int = 3,
+        replication_delay: float = 0.0,
     ) -> None:
         if members < 2:
             raise ValueError("a replica set for DR needs at least two members")
         self.state_path = Path(state_path) if state_path else None
         self.set_name = set_name
         self.member_count = members
+        self.replication_delay = replication_delay  # seconds a secondary trails the primary
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._members: list[docs.Member] = []
         self._servers: dict[int, MockupDB] = {}
         self._hung: set[int] = set()
         self._frozen_at: dict[int, float] = {}  # member index -> time its applier stopped
-        self._writes_stopped_at: float | None = None
+        self._down_applied: dict[int, float] = {}  # stopped member -> its last applied write
+        self._writes_stopped_at: float | None = None  # the set lost its primary at this time
+        self._write_block_at: float | None = None  # a stepdown holds writes from this time
+        self._stepdown_until: dict[int, float] = {}  # member -> not electable before this time
         self._elections: list[tuple[float, int]] = []
+        self._election: docs.ElectionMetrics | None = None
+        self._config_version = 1
+        self._timers: list[threading.Timer] = []
+        self._data: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # ns -> (written, doc)
         self._counter = 0
         self._faults: set[str] = set()
         self._parked: list[tuple[float, int, int, Any]] = []  # deadline, member, counter, request
@@ -89,20 +107,48 @@ class MongoReplicaSetSimulator(WireServing):
         self._scram.add_user(
             MONITOR_USER, self._credentials[MONITOR_USER]["password"], ("clusterMonitor",)
         )
+        # readWrite: the drill's marker document (bcservice.bc_drill); clusterManager: reconfig
+        # and stepdown.
         self._scram.add_user(
             EXECUTE_USER,
             self._credentials[EXECUTE_USER]["password"],
-            ("clusterMonitor", "clusterManager"),
+            ("clusterMonitor", "clusterManager", "readWrite"),
         )
         ports = state.get("ports") or [None] * self.member_count
-        self._elections = [(now, 1)]
-        self._members = []
+        topology = state.get("topology") or {}
+        self._elections = [(now, int(topology.get("term", 1)))]
+        self._config_version = int(topology.get("config_version", 1))
+        self._members = self._initial_members(now)
+        saved = topology.get("members") or []
+        if len(saved) == len(self._members):
+            for member, kept in zip(self._members, saved, strict=True):
+                member.priority, member.votes = float(kept["priority"]), int(kept["votes"])
+                if not member.arbiter:
+                    member.state = docs.PRIMARY if kept.get("primary") else docs.SECONDARY
+        for member, port in zip(self._members, ports, strict=False):
+            self._serve(member, port)
+        self._running = True
+        self._waiter = threading.Thread(
+            target=self._answer_parked, name="mongo-sim-hello", daemon=True
+        )
+        self._waiter.start()
+        with self._lock:
+            if self._primary() is None:
+                self._writes_stopped_at = now
+                self._elect_best(now, "electionTimeout")
+        for fault in state.get("faults", []):
+            self.inject(fault)
+        self._save_state()
+        return self.connection_info()
+
+    def _initial_members(self, now: float) -> list[docs.Member]:
+        members = []
         for index in range(self.member_count):
             arbiter = index == 2
-            self._members.append(
+            members.append(
                 docs.Member(
                     index=index,
-                    name="",
+                    name=self._members[index].name if index < len(self._members) else "",
                     site="dr" if index == 1 else "primary",
                     arbiter=arbiter,
                     priority=1.0 if index == 0 else 0.0,
@@ -115,17 +161,7 @@ class MongoReplicaSetSimulator(WireServing):
                     else docs.SECONDARY,
                 )
             )
-        for member, port in zip(self._members, ports, strict=False):
-            self._serve(member, port)
-        self._running = True
-        self._waiter = threading.Thread(
-            target=self._answer_parked, name="mongo-sim-hello", daemon=True
-        )
-        self._waiter.start()
-        for fault in state.get("faults", []):
-            self.inject(fault)
-        self._save_state()
-        return self.connection_info()
+        return members
 
     def connection_info(self) -> dict[str, Any]:
         names = [m.name for m in self._members]
@@ -149,6 +185,9 @@ class MongoReplicaSetSimulator(WireServing):
             servers = list(self._servers.values())
             self._servers.clear()
             self._parked.clear()
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
             self._wake.notify_all()
         _stop_all(servers)
 
@@ -166,6 +205,13 @@ class MongoReplicaSetSimulator(WireServing):
 
     # -- faults ------------------------------------------------------------------------------
 
+    def _replica(self) -> docs.Member:
+        """The data member at the configured site other than the current primary's."""
+        primary = self._primary()
+        if primary is not None and primary.index == 1:
+            return self._members[0]
+        return self._members[1]
+
     def inject(self, fault: str) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
@@ -173,43 +219,47 @@ class MongoReplicaSetSimulator(WireServing):
         to_start: list[tuple[docs.Member, int]] = []
         with self._lock:
             now = time.time()
-            primary, dr = self._members[0], self._members[1]
+            primary, replica = self._primary(), self._replica()
             if fault == "heal":
                 to_start = self._heal(now)
             elif fault in ("lag", "pause"):
-                self._frozen_at.setdefault(dr.index, now)
+                self._frozen_at.setdefault(replica.index, now)
             elif fault == "recovering":
-                self._frozen_at.setdefault(dr.index, now)
-                dr.state = docs.RECOVERING
+                self._frozen_at.setdefault(replica.index, now)
+                replica.state = docs.RECOVERING
             elif fault == "timeout":
-                self._frozen_at.setdefault(dr.index, now)
-                self._hung.add(dr.index)
-                dr.reachable, dr.down_since = False, now
-                dr.down_reason = (
-                    f"Request timed out: replSetHeartbeat to {dr.name} exceeded 10000 ms"
+                self._frozen_at.setdefault(replica.index, now)
+                self._hung.add(replica.index)
+                replica.reachable, replica.down_since = False, now
+                replica.down_reason = (
+                    f"Request timed out: replSetHeartbeat to {replica.name} exceeded 10000 ms"
                 )
-            elif fault == "standby_down" and dr.index in self._servers:
-                self._frozen_at.setdefault(dr.index, now)
-                to_stop.append(self._servers.pop(dr.index))
-                dr.reachable, dr.down_since = False, now
-                dr.down_reason = f"Error connecting to {dr.name} :: caused by :: Connection refused"
-            elif fault == "primary_down" and primary.index in self._servers:
-                to_stop.append(self._servers.pop(primary.index))
-                primary.reachable, primary.down_since = False, now
-                primary.down_reason = (
-                    f"Error connecting to {primary.name} :: caused by :: Connection refused"
-                )
-                self._writes_stopped_at = now
+            elif fault == "standby_down" and replica.index in self._servers:
+                to_stop.append(self._stop_member(replica, now))
+            elif fault == "primary_down" and primary is not None:
+                to_stop.append(self._stop_member(primary, now))
             if fault == "heal":
                 self._faults.clear()
             else:
                 self._faults.add(fault)
-            self._counter += 1  # topology changed: parked awaitable hellos answer now
-            self._wake.notify_all()
+            self._bump()
         _stop_all(to_stop)
         for member, port in to_start:
             self._serve(member, port)
+        if fault == "heal":
+            self._converge()
         self._save_state()
+
+    def _stop_member(self, member: docs.Member, now: float) -> MockupDB:
+        """The member's process stops; it keeps its data and comes back as a secondary."""
+        self._down_applied[member.index] = self._applied(member, now) or now
+        if member.state == docs.PRIMARY:
+            self._writes_stopped_at = now
+            self._write_block_at = None
+        member.state = docs.SECONDARY
+        member.reachable, member.down_since = False, now
+        member.down_reason = f"Error connecting to {member.name} :: caused by :: Connection refused"
+        return self._servers.pop(member.index)
 
     def _heal(self, now: float) -> list[tuple[docs.Member, int]]:
         restart = []
@@ -220,42 +270,79 @@ class MongoReplicaSetSimulator(WireServing):
             member.reachable, member.down_since, member.down_reason = True, None, ""
             if member.state == docs.RECOVERING:
                 member.state = docs.SECONDARY
-        if self._writes_stopped_at is not None:
-            # The old primary restarts and, being the only electable member, wins a new term.
-            self._elections.append((now, self._elections[-1][1] + 1))
-            self._writes_stopped_at = None
+        self._down_applied.clear()  # a returning member rolls back what the set never had
         self._hung.clear()
         self._frozen_at.clear()  # secondaries catch up at once
         return restart
 
+    def _converge(self) -> None:
+        """Without a primary the freshest electable member wins a new term at once (a real set
+        waits for electionTimeoutMillis first; the lab converges immediately after a heal)."""
+        with self._lock:
+            if self._primary() is None:
+                self._elect_best(time.time(), "electionTimeout")
+
     # -- state -------------------------------------------------------------------------------
+
+    def _primary(self) -> docs.Member | None:
+        return next((m for m in self._members if m.state == docs.PRIMARY and m.reachable), None)
+
+    def _bump(self) -> None:
+        """The topology changed: parked awaitable hellos answer now. Call with the lock held."""
+        self._counter += 1
+        self._wake.notify_all()
+
+    def _last_write(self, now: float) -> float:
+        """The newest write in the set: now while a primary takes writes."""
+        if self._primary() is not None:
+            return self._write_block_at or now
+        return self._writes_stopped_at or now
+
+    def _applied(self, member: docs.Member, now: float) -> float | None:
+        """Wall-clock time of the last write ``member`` has applied."""
+        if member.arbiter:
+            return None
+        if member.index in self._down_applied:
+            return self._down_applied[member.index]
+        last = self._last_write(now)
+        if member.state == docs.PRIMARY and member.reachable:
+            return last
+        return min(last, now - self.replication_delay, self._frozen_at.get(member.index, _NEVER))
+
+    def _committed(self, now: float) -> float | None:
+        """The majority-committed point: the newest write a majority of voters has applied."""
+        voters = [m for m in self._members if m.votes and not m.arbiter]
+        applied = sorted((self._applied(m, now) or 0.0 for m in voters), reverse=True)
+        if not applied:
+            return None
+        total_votes = len([m for m in self._members if m.votes])
+        needed = min(total_votes // 2 + 1, len(applied))
+        return applied[needed - 1]
 
     def snapshot(self, now: float | None = None) -> docs.SetSnapshot:
         with self._lock:
             now = time.time() if now is None else now
-            primary = self._members[0]
-            primary_alive = primary.reachable and primary.state == docs.PRIMARY
-            last_write = now if primary_alive else (self._writes_stopped_at or now)
+            primary = self._primary()
             for member in self._members:
-                if member.arbiter:
-                    member.applied, member.sync_source = None, None
-                    continue
-                if member is primary:
-                    member.applied = last_write
-                    member.sync_source = None
-                    continue
-                member.applied = min(last_write, self._frozen_at.get(member.index, last_write))
-                syncing = primary_alive and member.state == docs.SECONDARY and member.reachable
-                member.sync_source = primary.index if syncing else None
-            committed = min(m.applied for m in self._members if m.applied is not None)
+                member.applied = self._applied(member, now)
+                syncing = (
+                    primary is not None
+                    and member is not primary
+                    and not member.arbiter
+                    and member.state == docs.SECONDARY
+                    and member.reachable
+                )
+                member.sync_source = primary.index if syncing and primary else None
             return docs.SetSnapshot(
                 set_name=self.set_name,
                 replica_set_id=self._replica_set_id,
                 now=now,
                 members=[docs.Member(**vars(m)) for m in self._members],
                 elections=list(self._elections),
-                committed=committed,
+                committed=self._committed(now),
                 topology_counter=self._counter,
+                config_version=self._config_version,
+                election=self._election,
             )
 
     def status(self) -> dict[str, Any]:
@@ -268,6 +355,8 @@ class MongoReplicaSetSimulator(WireServing):
                     "name": m.name,
                     "site": m.site,
                     "state": docs.STATE_STR[m.state] if m.reachable else docs.NOT_REACHABLE,
+                    "priority": m.priority,
+                    "votes": m.votes,
                     "serving": m.index in self._servers and m.index not in self._hung,
                     "applied": m.applied,
                     "lag_seconds": (
@@ -283,6 +372,7 @@ class MongoReplicaSetSimulator(WireServing):
             "replica_set": self.set_name,
             "primary": primary.name if primary else None,
             "term": snap.term,
+            "config_version": snap.config_version,
             "faults": sorted(self._faults),
             "members": members,
             "commands_received": len(self._commands),
@@ -299,12 +389,27 @@ class MongoReplicaSetSimulator(WireServing):
     def _save_state(self) -> None:
         if not self.state_path:
             return
-        state = {
-            "set_name": self.set_name,
-            "ports": [int(m.name.rsplit(":", 1)[1]) for m in self._members],
-            "credentials": self._credentials,
-            "faults": sorted(self._faults),
-        }
+        with self._lock:
+            state = {
+                "set_name": self.set_name,
+                "ports": [int(m.name.rsplit(":", 1)[1]) for m in self._members],
+                "credentials": self._credentials,
+                "faults": sorted(self._faults),
+                # Roles and configuration survive a daemon restart: an executed switchover
+                # stays done.
+                "topology": {
+                    "term": self._elections[-1][1],
+                    "config_version": self._config_version,
+                    "members": [
+                        {
+                            "priority": m.priority,
+                            "votes": m.votes,
+                            "primary": m.state == docs.PRIMARY,
+                        }
+                        for m in self._members
+                    ],
+                },
+            }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))

@@ -3,7 +3,8 @@
 Split from ``mongo_sim`` (which models the set and its faults) so each half stays readable.
 ``WireServing`` is a mixin: the simulator provides ``_lock``, ``_wake``, ``_members``,
 ``_servers``, ``_hung``, ``_counter``, ``_parked``, ``_auth``, ``_conn_ids``, ``_next_conn``,
-``_commands``, ``_scram``, ``_running`` and ``snapshot()``.
+``_commands``, ``_scram``, ``_running``, ``snapshot()`` and ``_execute()`` (the state-changing
+and data commands, ``connectors.lab.mongo_exec``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from mockupdb import MockupDB
 
 from connectors.lab import mongo_docs as docs
+from connectors.lab.mongo_exec import COMMAND_ROLES
 from connectors.lab.mongo_scram import AuthError
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ class WireServing:
     _counter: int
     _parked: list[tuple[float, int, int, Any]]  # deadline, member, topology counter, request
     _running: bool
+    _auth: Any  # connection -> authenticated user
+    _commands: Any
+    # from ExecutionCommands: answers reconfig/stepdown/insert/find, None for anything else
+    _execute: Any
 
     def _serve(self, member: docs.Member, port: int | None) -> None:
         server = self._bind(port)
@@ -80,9 +86,11 @@ class WireServing:
         for key in ("payload", "speculativeAuthenticate"):
             if key in doc:
                 doc[key] = "<redacted>"
-        entry = {"at": time.time(), "member": index, "command": name, "doc": doc}
         with self._lock:
-            self._commands.append(entry)
+            user = self._auth.get(request._client)  # who sent it (None before authentication)
+            self._commands.append(
+                {"at": time.time(), "member": index, "command": name, "user": user, "doc": doc}
+            )
 
     def _dispatch(self, index: int, request: Any) -> None:
         name = request.command_name or ""
@@ -98,8 +106,9 @@ class WireServing:
         if lname in ("hello", "ismaster"):
             self._hello(index, request, lname == "ismaster")
             return
-        if lname not in _OPEN_COMMANDS and not self._authorized(user):
-            request.replies(self._unauthorized(user, name))
+        needed = COMMAND_ROLES.get(lname, _MONITOR_ROLES)
+        if lname not in _OPEN_COMMANDS and not self._authorized(user, needed):
+            request.replies(self._unauthorized(user, name, request.doc.get(name)))
             return
         if lname == "saslstart":
             self._sasl(request, lambda: self._scram.start(request["mechanism"], request["payload"]))
@@ -116,18 +125,21 @@ class WireServing:
             request.replies(docs.repl_set_get_status(snap, snap.members[index]))
         elif lname == "replsetgetconfig":
             request.replies(docs.repl_set_get_config(self.snapshot()))
+        elif (reply := self._execute(index, lname, request)) is not None:
+            request.replies(reply)
         else:
             request.replies(docs.command_error(59, "CommandNotFound", f"no such command: '{name}'"))
 
-    def _authorized(self, user: str | None) -> bool:
-        return bool(user) and bool(_MONITOR_ROLES & set(self._scram.roles(user)))
+    def _authorized(self, user: str | None, needed: set[str]) -> bool:
+        return bool(user) and bool(needed & set(self._scram.roles(user)))
 
     @staticmethod
-    def _unauthorized(user: str | None, name: str) -> dict[str, Any]:
+    def _unauthorized(user: str | None, name: str, value: Any = 1) -> dict[str, Any]:
         if not user:
             return docs.command_error(13, "Unauthorized", f"command {name} requires authentication")
+        shown = value if isinstance(value, int | float | str) else "..."
         return docs.command_error(
-            13, "Unauthorized", f"not authorized on admin to execute command {{ {name}: 1 }}"
+            13, "Unauthorized", f"not authorized on admin to execute command {{ {name}: {shown} }}"
         )
 
     def _sasl(self, request: Any, step: Any) -> None:

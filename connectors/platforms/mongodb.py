@@ -33,6 +33,7 @@ from connectors.contract import (
     Connector,
     Observation,
     Outcome,
+    PlanStep,
     Replication,
     Role,
     SideObservation,
@@ -42,7 +43,22 @@ from connectors.contract import (
 from inventory.connection_settings import with_defaults
 
 PRIMARY_STATE, SECONDARY_STATE = 1, 2
-_STEPDOWN = "stepdown needs clusterManager privileges on the execution account"
+# Capabilities cannot check the execute account's roles without fetching its secret (only a
+# running step may, invariant 6): they stay conditional and say what they need. A missing role
+# fails the first state-changing step with code 13, before anything changed.
+_STEPDOWN = (
+    "replSetReconfig and replSetStepDown need clusterManager on the execute account; "
+    "the target member must be a healthy secondary within the lag threshold"
+)
+_FORCE = (
+    "forced replSetReconfig (dangerous: the old primary's unreplicated writes are rolled back) "
+    "needs clusterManager on the execute account; refused while the old primary takes writes "
+    "unless the operator overrides"
+)
+_DRILL = (
+    "writes a marker into bcservice.bc_drill on the primary and reads it on the DR member: "
+    "the execute account needs readWrite on the bcservice database"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CODEC = CodecOptions(tz_aware=True)
 
@@ -105,14 +121,16 @@ class MongoConnector(Connector):
                 "so the optime marker already shows that writes flow",
             ),
             "switchover": Capability(conditional, _STEPDOWN),
-            "failover": Capability(conditional, _STEPDOWN),
+            "failover": Capability(conditional, _FORCE),
             "failback": Capability(conditional, _STEPDOWN),
-            "drill": Capability(
-                conditional,
-                "reads on the DR secondary only prove readability; a write drill needs an "
-                "isolated copy (restored snapshot) of the DR member",
-            ),
+            "drill": Capability(conditional, _DRILL),
         }
+
+    def plan(self, kind: str, target: Target) -> list[PlanStep]:
+        """Steps for switchover, failback, failover and drill (``mongodb_plan``)."""
+        from connectors.platforms import mongodb_plan  # the plan imports this module's helpers
+
+        return mongodb_plan.build(self, kind, target)
 
     def observe(self, target: Target) -> Observation:
         observed_at = datetime.now(UTC)

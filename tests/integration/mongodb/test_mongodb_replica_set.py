@@ -53,6 +53,7 @@ def test_capabilities_name_all_seven() -> None:
         assert caps[name].support == Support.CONDITIONAL
         assert "clusterManager" in caps[name].reason
     assert caps["drill"].support == Support.CONDITIONAL
+    assert "readWrite" in caps["drill"].reason
     assert all(c.reason for c in caps.values() if c.support != Support.YES)
 
 
@@ -204,8 +205,9 @@ def test_every_command_is_recorded_for_execution_checks(mongo_lab, sim) -> None:
         _client(conn["primary_member"], creds) as client,
         pytest.raises(pymongo.errors.OperationFailure) as failure,
     ):
-        client.admin.command({"replSetStepDown": 60})
-    assert failure.value.code == 59  # not simulated yet: recorded and refused
-    stepdowns = sim.received_commands("replSetStepDown")
-    assert stepdowns and stepdowns[-1]["doc"]["replSetStepDown"] == 60
+        client.admin.command({"replSetMaintenance": True})
+    assert failure.value.code == 59  # not simulated: recorded and refused
+    received = sim.received_commands("replSetMaintenance")
+    assert received and received[-1]["doc"]["replSetMaintenance"] is True
+    assert received[-1]["user"] == creds["username"]
     assert all(c["doc"].get("payload") in (None, "<redacted>") for c in sim.received_commands())
