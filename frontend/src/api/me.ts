@@ -34,7 +34,8 @@ function normalise(raw: unknown): Me | null {
   const display = [record.display_name, record.full_name, record.name].find(
     (value): value is string => typeof value === 'string' && value !== '',
   );
-  return { username, roles, display_name: display };
+  const mfa = record.approver_mfa as Me['approver_mfa'] | undefined;
+  return { username, roles, display_name: display, approver_mfa: mfa ?? undefined };
 }
 
 /** GET /api/v1/me/ when the server has it (the page says so); the bootstrap data otherwise. */

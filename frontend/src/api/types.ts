@@ -99,4 +99,6 @@ export interface Me {
   username: string;
   roles: string[];
   display_name?: string;
+  /** From /api/v1/me/: approver roles held back because the login lacked the required MFA. */
+  approver_mfa?: { required: boolean; ok: boolean; reason: string; withheld_roles: string[] };
 }

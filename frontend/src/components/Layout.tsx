@@ -1,7 +1,26 @@
 import { Outlet } from 'react-router';
+import { useMe } from '../api/me';
 import { loginUrl, useSessionExpired } from '../api/session';
+import { roleName } from '../lib/format';
 import { Banner } from './Banner';
 import { Header } from './Header';
+
+/** Approver roles withheld for want of a multi-factor login (the server decides; we say so). */
+function MfaNotice() {
+  const me = useMe();
+  const mfa = me.data?.approver_mfa;
+  if (!mfa || !mfa.required || mfa.ok) return null;
+  const withheld = mfa.withheld_roles.map(roleName).join(', ');
+  return (
+    <Banner tone="warning">
+      {withheld
+        ? `Your ${withheld} role is not active in this session`
+        : 'Approving is not possible in this session'}
+      {mfa.reason ? `: ${mfa.reason}` : '.'} <a href={loginUrl()}>Log in again</a> with multi-factor
+      authentication to approve.
+    </Banner>
+  );
+}
 
 export function Layout() {
   const expired = useSessionExpired();
@@ -15,6 +34,7 @@ export function Layout() {
             on screen may be out of date.
           </Banner>
         ) : null}
+        <MfaNotice />
         <Outlet />
       </main>
     </>

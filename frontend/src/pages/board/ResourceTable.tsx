@@ -57,7 +57,7 @@ function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: numbe
       <td className="num">{formatDuration(resource.rpo_target_seconds)}</td>
       <td className={`num${lost ? ' stale' : ''}`}>{formatDuration(age)}</td>
       <td className="num">{resource.tier}</td>
-      <td>
+      <td className="sites">
         {resource.primary_site} <span aria-label="replicates to">→</span> {resource.dr_site}
       </td>
     </tr>

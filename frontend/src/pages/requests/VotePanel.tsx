@@ -10,7 +10,14 @@ export function VotePanel({ request }: { request: RequestDetail }) {
   const act = useRequestAction(request.id);
   const ids = { comment: useId(), approve: useId(), deny: useId() };
   const pending = request.state === 'pending_approval';
-  if (!pending && !request.can_cancel) return null;
+  if (!pending && !request.can_cancel) {
+    // The vote that completed (or ended) the approval still gets its confirmation.
+    return act.isSuccess ? (
+      <p role="status" className="panel">
+        Recorded.
+      </p>
+    ) : null;
+  }
 
   const run = (action: RequestAction) =>
     act.mutate({ action, comment: comment.trim() }, { onSuccess: () => setComment('') });

@@ -1,0 +1,164 @@
+"""Issue 7's end-to-end test: an operator creates a tier-1 switchover, two approvers with
+different roles approve in their own browsers, the requester cannot approve, the operator runs
+the prechecks, confirms by typing the name and starts, and the execution view reaches
+"Succeeded". Screenshots of the status board and the execution view go to test-artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.conftest import PASSWORD, LiveApp
+
+pytestmark = pytest.mark.e2e
+
+RESOURCE = "orders-pg"  # tier 1, production, the lab's real PostgreSQL primary/standby pair
+TARGET_SITE = "dublin-dc2"
+
+
+@dataclass
+class Person:
+    """One person in their own browser context, with what their console said."""
+
+    page: Page
+    name: str
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def sign_in(cls, browser: Browser, app: LiveApp, username: str, password: str) -> Person:
+        context = browser.new_context(base_url=app.url, viewport={"width": 1366, "height": 860})
+        page = context.new_page()
+        person = cls(page=page, name=username)
+        page.on(
+            "console",
+            lambda msg: (
+                person.problems.append(f"console.{msg.type}: {msg.text}")
+                if msg.type in ("error", "warning")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda exc: person.problems.append(f"page error: {exc}"))
+        page.on(
+            "response",
+            lambda r: (
+                person.problems.append(f"HTTP {r.status} {r.request.method} {r.url}")
+                if r.status >= 400
+                else None
+            ),
+        )
+        # Anonymous: sent to the login page (settings.LOGIN_URL) with the way back.
+        anonymous = page.request.get("/app/requests/", max_redirects=0)
+        assert anonymous.status == 302
+        assert re.search(r"/login/\?next=/app/requests/$", anonymous.headers["location"])
+        page.goto("/app/login/?next=/app/")
+        page.get_by_label("User name").fill(username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Status board")).to_be_visible()
+        expect(page.locator(".who")).to_contain_text(username)
+        return person
+
+
+def _assert_quiet(*people: Person) -> None:
+    """No console errors or warnings, no uncaught exceptions, in anyone's browser."""
+    for person in people:
+        assert person.problems == [], f"{person.name}: {person.problems}"
+
+
+def _open_request(person: Person, request_id: str) -> None:
+    page = person.page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Waiting for me").click()
+    page.get_by_role("link", name=f"#{request_id}", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Switchover of {RESOURCE}")
+
+
+def _approve(person: Person, request_id: str, comment: str) -> None:
+    _open_request(person, request_id)
+    page = person.page
+    page.get_by_label("Comment").fill(comment)
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("Recorded.")).to_be_visible()
+
+
+def test_tier1_switchover_from_request_to_succeeded(
+    browser: Browser, live_app: LiveApp, artifacts: Path
+) -> None:
+    operator = Person.sign_in(browser, live_app, "e2e-requester", PASSWORD)
+    page = operator.page
+
+    # The status board shows the lab's resources with their state in words.
+    board = page.get_by_role("table", name=re.compile("^Resources"))
+    row = board.get_by_role("row").filter(has=page.get_by_role("link", name=RESOURCE, exact=True))
+    expect(row).to_contain_text(re.compile(r"Green|Yellow|Red"))
+    expect(row).to_contain_text(re.compile(r"Visible|No visibility"))
+    page.screenshot(path=str(artifacts / "status-board.png"), full_page=True)
+
+    # Create: the policy that will apply is shown before submitting.
+    page.get_by_role("link", name="New request").click()
+    page.get_by_label("Kind").select_option("switchover")
+    page.get_by_label("Resource", exact=True).select_option(label=f"{RESOURCE} (tier 1)")
+    preview = page.get_by_role("complementary", name="Policy that will apply")
+    expect(preview).to_contain_text("2 distinct people, not the requester")
+    expect(preview).to_contain_text("IT approver")
+    expect(preview).to_contain_text("Business approver")
+    expect(page.get_by_label("Target site")).to_have_value(TARGET_SITE)
+    page.get_by_label("Change ticket").fill("CHG0012345")
+    page.get_by_label("Reason").fill("End-to-end test: planned switchover")
+    page.get_by_role("button", name="Create request").click()
+    expect(page).to_have_url(re.compile(r"/app/requests/\d+$"))
+    request_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Pending approval")
+
+    # The requester holds approver_it too, and still may not approve their own request.
+    approve = page.get_by_role("button", name="Approve")
+    expect(approve).to_be_disabled()
+    expect(page.get_by_text(re.compile("You cannot approve: .*requester"))).to_be_visible()
+
+    # Two approvers with different roles, each in their own browser.
+    it = Person.sign_in(browser, live_app, "demo-it", "it-pass-2026")
+    _approve(it, request_id, "IT: standby healthy")
+    expect(it.page.get_by_role("region", name="Approvals")).to_contain_text("1 more needed")
+    business = Person.sign_in(browser, live_app, "demo-business", "business-pass-2026")
+    _approve(business, request_id, "Business: window agreed")
+    expect(business.page.get_by_role("heading", level=1)).to_contain_text("Approved")
+
+    # Start: prechecks first, then the typed name.
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Approved")
+    approvals = page.get_by_role("region", name="Approvals")
+    expect(approvals).to_contain_text("2 of 2 distinct approvers")
+    expect(approvals.get_by_role("row", name=re.compile("demo-it"))).to_contain_text("IT approver")
+    expect(page.get_by_label(re.compile("to confirm"))).to_have_count(0)
+    page.get_by_role("button", name="Run prechecks").click()
+    report = page.get_by_role("region", name="Start")
+    expect(
+        report.get_by_text(re.compile(r"prechecks (passed|failed)|cannot run here"))
+    ).to_be_visible(timeout=60_000)
+    unsupported = report.get_by_text("This request cannot run here")
+    if unsupported.count():
+        _assert_quiet(operator, it, business)
+        pytest.skip(f"the lab cannot run it yet: {unsupported.inner_text()}")
+    confirm = page.get_by_label(f"Type {RESOURCE} to confirm")
+    start = page.get_by_role("button", name="Start switchover")
+    confirm.fill(RESOURCE[:-1])
+    expect(start).to_be_disabled()
+    confirm.fill(RESOURCE)
+    expect(start).to_be_enabled()
+    start.click()
+
+    # The execution view follows the steps live until the end.
+    expect(page).to_have_url(re.compile(r"/app/executions/\d+$"))
+    steps = page.get_by_role("table", name=re.compile("Steps"))
+    expect(steps.get_by_role("row")).not_to_have_count(0)
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text(re.compile("Succeeded|Failed"), timeout=180_000)
+    page.screenshot(path=str(artifacts / "execution.png"), full_page=True)
+    expect(heading).to_contain_text("Succeeded")
+    expect(page.get_by_role("region", name="Data-loss conclusion")).to_contain_text(RESOURCE)
+
+    _assert_quiet(operator, it, business)
