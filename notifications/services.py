@@ -8,9 +8,10 @@ raises into the caller:
 1. records the ``Event`` and one ``Delivery`` per matching route (``notifications.router``), in
    one short transaction; status changes first go through ``notifications.alerts`` (dedup);
 2. writes one structured line to the ``notifications`` logger (the always-on log channel);
-3. after that commit, enqueues one django-q2 task per delivery. Channels are only ever called by
-   the worker (``notifications.delivery``), so a slow or broken channel cannot hold up
-   collection or an execution; a delivery whose task was lost is found by the retry sweep.
+3. enqueues one django-q2 task per delivery (in that transaction with the ORM broker, after
+   its commit with Redis). Channels are only ever called by the worker
+   (``notifications.delivery``), so a slow or broken channel cannot hold up collection or an
+   execution; a delivery whose task was lost is found by the retry sweep.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -106,9 +108,7 @@ def _record(
         Delivery.objects.bulk_create(rows)
         if change is not None and change.opens:
             alerts.set_opening_event(resource_id, event.pk)
-        due = [d.pk for d in rows if d.status == DeliveryStatus.PENDING]
-        if due:
-            transaction.on_commit(lambda: enqueue(due))
+        _enqueue_with_transaction([d.pk for d in rows if d.status == DeliveryStatus.PENDING])
     return event, len(rows)
 
 
@@ -163,6 +163,22 @@ def _deliveries(event: Event, change: alerts.Change | None, now: Any) -> list[De
             rows.append(_delivery(event, route, Action.RESOLVE, change.closes, refusal, now))
             seen.add((route.pk, change.closes))
     return rows
+
+
+def _enqueue_with_transaction(delivery_ids: Sequence[int]) -> None:
+    """Queue the deliveries' tasks so that they exist exactly when the rows do.
+
+    With the ORM broker the queue is a table: the task rows are inserted in this transaction
+    (an outbox: committed or rolled back with the deliveries, and django-q2 then leaves the
+    caller's connection open, which saves a reconnect per notification). A Redis broker is not
+    transactional: push after the commit, so a worker never looks for rows not yet committed.
+    """
+    if not delivery_ids:
+        return
+    if "orm" in settings.Q_CLUSTER:
+        enqueue(delivery_ids)
+    else:
+        transaction.on_commit(lambda: enqueue(delivery_ids))
 
 
 def enqueue(delivery_ids: Sequence[int]) -> None:
@@ -238,5 +254,5 @@ def deliveries_retry(*, actor: Any, deliveries: Sequence[Delivery]) -> int:
         object_name=f"{len(ids)} deliveries",
         after={"deliveries": ids},
     )
-    transaction.on_commit(lambda: enqueue(ids))
+    _enqueue_with_transaction(ids)
     return len(ids)

@@ -171,11 +171,26 @@ def test_collection_is_not_held_up_by_a_failing_channel(
     assert _one().last_error.startswith("HTTP 500")
 
 
-def test_notify_enqueues_after_its_own_commit(make_route, django_capture_on_commit_callbacks):
+def test_with_the_orm_broker_tasks_are_queued_in_the_deliveries_transaction(make_route):
+    make_route("demo", "log", kinds="request.*")
+    notify("request.created", subject="r", tier=1, environment="test", payload={})
+    (task,) = OrmQ.objects.all()  # in the same transaction: no commit hook needed
+    assert task.task["args"] == (Delivery.objects.get().pk,)
+
+
+def test_with_redis_tasks_are_pushed_after_the_commit(
+    make_route, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications import services
+
+    settings.Q_CLUSTER = {k: v for k, v in settings.Q_CLUSTER.items() if k != "orm"}
+    pushed = []
+    monkeypatch.setattr(services, "enqueue", pushed.append)
     make_route("demo", "log", kinds="request.*")
     with django_capture_on_commit_callbacks(execute=True):
         notify("request.created", subject="r", tier=1, environment="test", payload={})
-    assert OrmQ.objects.count() == 1
+        assert pushed == []
+    assert pushed == [[Delivery.objects.get().pk]]
 
 
 def test_the_retry_schedule_exists_after_migrate():
