@@ -12,6 +12,12 @@ process, the worker and the lab daemon share it: the daemon calls ``SnowflakeLab
 refresh of the secondary completes every ``refresh_interval`` seconds unless a fault stops it.
 Writers hold an ``flock`` and replace the file atomically; readers never see half a file.
 Every SQL statement received is appended to ``snowflake-statements.jsonl`` next to it.
+
+The execution statements change the state like Snowflake would (``snowflake_sql``):
+``ALTER FAILOVER GROUP <g> REFRESH`` completes a refresh of the secondary synchronously,
+``... PRIMARY`` moves the primary group to the account it runs in (``primary_site`` flips),
+``... SUSPEND``/``RESUME`` set ``secondary_state``. Faults name the configured accounts:
+``primary_down`` is the account of the primary site, whatever it holds now.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ FAULTS = ("lag", "pause", "standby_down", "primary_down", "timeout", "heal")
 ORGANIZATION = "BCLAB"
 GROUP = "BC_FAILOVER"
 MONITOR_USER, EXECUTE_USER = "BC_MONITOR", "BC_EXECUTE"
-REFRESH_SECONDS = 2.0  # how long one lab refresh takes (start_time .. end_time)
+REFRESH_SECONDS = 2.0  # how long one scheduled lab refresh takes (start_time .. end_time)
+MANUAL_REFRESH_SECONDS = 0.2  # how long ALTER FAILOVER GROUP ... REFRESH blocks in the lab
 _HISTORY_KEEP = 200
 
 
@@ -70,44 +77,53 @@ def _new_state(refresh_interval: float, now: float) -> dict[str, Any]:
         "secondary_state": "STARTED",
         "refresh_interval": refresh_interval,
         "refreshes": [],
+        "failovers": [],
         "faults": [],
         "running": True,
+        "manual_refresh_seconds": MANUAL_REFRESH_SECONDS,
         "users": {
             MONITOR_USER: {"password": password(), "privileges": ["MONITOR"]},
-            EXECUTE_USER: {"password": password(), "privileges": ["FAILOVER", "MONITOR"]},
+            # FAILOVER: ALTER FAILOVER GROUP ... PRIMARY; REPLICATE: ... REFRESH/SUSPEND/RESUME.
+            EXECUTE_USER: {
+                "password": password(),
+                "privileges": ["FAILOVER", "REPLICATE", "MONITOR"],
+            },
         },
     }
-    _add_refresh(state, now)
+    add_refresh(state, now)
     return state
 
 
-def _add_refresh(state: dict[str, Any], end: float) -> None:
-    start = end - REFRESH_SECONDS
+def add_refresh(state: dict[str, Any], end: float, start: float | None = None) -> dict[str, Any]:
+    """Record a completed refresh of the current secondary; the snapshot is taken at its start."""
+    start = end - REFRESH_SECONDS if start is None else start
+    secondary_site = "dr" if state.get("primary_site", "primary") == "primary" else "primary"
     databases = [{"name": "ANALYTICS", "totalBytesToReplicate": 52_428_800}]
-    state["refreshes"].append(
-        {
-            "job_uuid": str(uuid.uuid4()),
-            "phase_name": "COMPLETED",
-            "start_time": start,
-            "end_time": end,
-            # The secondary holds the primary as of this instant, taken when the refresh began.
-            "primary_snapshot_timestamp": start,
-            "total_bytes": {
-                "totalBytesToReplicate": 52_428_800,
-                "bytesUploaded": 52_428_800,
-                "bytesDownloaded": 52_428_800,
-                "databases": databases,
-            },
-            "object_count": {
-                "totalObjects": 48,
-                "completedObjects": 48,
-                "objectTypes": [
-                    {"objectType": "tables", "totalObjects": 40, "completedObjects": 40}
-                ],
-            },
-        }
-    )
+    job = {
+        "job_uuid": str(uuid.uuid4()),
+        # The account holding the secondary that was refreshed: only there does the history
+        # function list the job.
+        "secondary_site": secondary_site,
+        "phase_name": "COMPLETED",
+        "start_time": start,
+        "end_time": end,
+        # The secondary holds the primary as of this instant, taken when the refresh began.
+        "primary_snapshot_timestamp": start,
+        "total_bytes": {
+            "totalBytesToReplicate": 52_428_800,
+            "bytesUploaded": 52_428_800,
+            "bytesDownloaded": 52_428_800,
+            "databases": databases,
+        },
+        "object_count": {
+            "totalObjects": 48,
+            "completedObjects": 48,
+            "objectTypes": [{"objectType": "tables", "totalObjects": 40, "completedObjects": 40}],
+        },
+    }
+    state["refreshes"].append(job)
     del state["refreshes"][:-_HISTORY_KEEP]
+    return job
 
 
 class StateFile:
@@ -229,7 +245,7 @@ class SnowflakeLab:
         with self.state.update() as state:
             if not self._refreshing(state, now):
                 return False
-            _add_refresh(state, now)
+            add_refresh(state, now)
             return True
 
     @staticmethod
@@ -246,7 +262,8 @@ class SnowflakeLab:
         state = self.state.read()
         if not state:
             return {"platform": self.platform, "running": False}
-        last = state["refreshes"][-1] if state["refreshes"] else None
+        completed = [r for r in state["refreshes"] if r["phase_name"] == "COMPLETED"]
+        last = completed[-1] if completed else None
         now = time.time()
         return {
             "platform": self.platform,

@@ -6,8 +6,9 @@ Snowflake's documented output (SHOW commands: lower-case column names, booleans 
 as JSON text, as the Python connector returns them), and fails the way the real connector does,
 with the real ``snowflake.connector.errors`` classes, errno and SQLSTATE values of connector 5.x
 (IO errors: OperationalError errno 4; timeouts: errno 14, SQLSTATE HYT00; bad login:
-DatabaseError 390100). Statements it does not model are recorded and refused with a
-ProgrammingError, so an execution test sees exactly what was attempted.
+DatabaseError 390100). ``ALTER FAILOVER GROUP <g> REFRESH | PRIMARY | SUSPEND | RESUME`` change
+the state file (``connectors.lab.snowflake_exec``). Statements it does not model are recorded and
+refused with a ProgrammingError, so an execution test sees exactly what was attempted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from snowflake.connector.errors import DatabaseError, OperationalError, ProgrammingError
+
+from connectors.lab.snowflake_exec import ALTER, STATUS_COLUMNS, alter_failover_group
 
 if TYPE_CHECKING:
     from connectors.lab.snowflake_sim import StateFile
@@ -142,7 +145,7 @@ class ScriptedConnection:
         self.closed = True
 
     def commit(self) -> None:
-        """Nothing to commit: the monitoring statements only read."""
+        """Nothing to commit: ALTER statements take effect at once (autocommit, as DDL)."""
 
     def rollback(self) -> None:
         """Nothing to roll back."""
@@ -177,6 +180,8 @@ class ScriptedCursor:
             columns, rows = SHOW_COLUMNS, self._show(state, privileges, match["like"])
         elif match := _HISTORY.match(command):
             columns, rows = self._history(state, privileges, match)
+        elif match := ALTER.match(command):
+            columns, rows = STATUS_COLUMNS, alter_failover_group(conn, match, self.sfqid)
         else:
             raise ProgrammingError(
                 msg=f"SQL compilation error: statement not modelled by the Snowflake lab: "
@@ -254,13 +259,17 @@ class ScriptedCursor:
             )
         columns = tuple((c, known[c]) for c in requested)
         group = match["group"].upper()
-        secondary_here = self.connection.site != state["primary_site"]
+        conn_site = self.connection.site
+        secondary_here = conn_site != state["primary_site"]
         # The function only returns rows for secondary groups in the current account, and only
         # for a role with a privilege on the group; otherwise the result is empty, not an error.
         if group != state["failover_group"] or not secondary_here or not privileges:
             return columns, []
         limit = _LIMIT.search(match["rest"])
-        jobs = sorted(state["refreshes"], key=lambda r: r["start_time"], reverse=True)
+        # Jobs that refreshed the secondary in this account (jobs from before a role swap
+        # refreshed the other account's group and are not listed here).
+        here = [r for r in state["refreshes"] if r.get("secondary_site", "dr") == conn_site]
+        jobs = sorted(here, key=lambda r: r["start_time"], reverse=True)
         if limit:
             jobs = jobs[: int(limit.group(1))]
         rows = []

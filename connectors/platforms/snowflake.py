@@ -32,6 +32,7 @@ from connectors.contract import (
     Connector,
     Observation,
     Outcome,
+    PlanStep,
     Replication,
     Role,
     SideObservation,
@@ -42,9 +43,12 @@ from inventory.connection_settings import with_defaults
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _FINISHED = {"COMPLETED", "FAILED", "CANCELED", "CANCELLED"}
+# Capabilities cannot check the execute role's privileges without fetching its secret (only a
+# running step may, invariant 6): they stay conditional and say what they need. A missing
+# privilege fails the first state-changing step (errno 3001) before anything changed.
 _PROMOTE = (
-    "ALTER FAILOVER GROUP ... PRIMARY needs the FAILOVER privilege on the execution role "
-    "(Business Critical edition or higher)"
+    "ALTER FAILOVER GROUP ... PRIMARY needs the FAILOVER privilege (and REFRESH the REPLICATE "
+    "privilege) on the execution role (Business Critical edition or higher)"
 )
 HISTORY_SQL = (
     "SELECT phase_name, start_time, end_time, job_uuid, total_bytes, object_count, "
@@ -174,12 +178,15 @@ class SnowflakeConnector(Connector):
             "switchover": Capability(conditional, _PROMOTE),
             "failover": Capability(conditional, _PROMOTE),
             "failback": Capability(conditional, _PROMOTE),
-            "drill": Capability(
-                conditional,
-                "secondary databases are read-only: a drill clones them in the DR account or "
-                "promotes in a test organisation; not automated here",
-            ),
+            # Read-only: the age of the last refreshed snapshot against the RPO target.
+            "drill": Capability(Support.YES),
         }
+
+    def plan(self, kind: str, target: Target) -> list[PlanStep]:
+        """Steps for switchover, failback, failover and drill (``snowflake_plan``)."""
+        from connectors.platforms import snowflake_plan  # it imports this module's helpers
+
+        return snowflake_plan.build(self, kind, target)
 
     def observe(self, target: Target) -> Observation:
         observed_at = datetime.now(UTC)
