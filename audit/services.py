@@ -22,12 +22,37 @@ from bcservice import request_context
 
 # An arbitrary but fixed key for pg_advisory_xact_lock; only audit appends take it.
 _AUDIT_LOCK_KEY = 0x6263_6175_6469_74  # "bcaudit"
+_PG_HEAD = "SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1"
+_PG_LOCK_AND_HEAD = f"SELECT pg_advisory_xact_lock(%s); {_PG_HEAD}"
 
 
 def _actor_fields(actor: Any) -> tuple[int | None, str]:
     if actor is None or not getattr(actor, "is_authenticated", False):
         return None, str(actor) if isinstance(actor, str) else ""
     return actor.pk, actor.get_username()
+
+
+def _lock_and_read_head() -> tuple[int, str]:
+    """Take the append lock, then read the head: the next sequence number and previous hash.
+
+    On PostgreSQL both go in one round trip (two statements in one query string; each statement
+    takes its own snapshot, so the head is read after the lock is granted). The lock is held
+    until the caller's transaction ends, so keep appends at the end of a transaction.
+    """
+    if connection.vendor == "postgresql":
+        from psycopg import ClientCursor
+
+        with connection.cursor() as cursor:
+            if isinstance(cursor.cursor, ClientCursor):
+                cursor.execute(_PG_LOCK_AND_HEAD, [_AUDIT_LOCK_KEY])
+                cursor.nextset()
+            else:  # server-side binding refuses two statements in one query
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
+                cursor.execute(_PG_HEAD)
+            row = cursor.fetchone()
+    else:
+        row = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    return (row[0] + 1, row[1]) if row else (1, GENESIS_HASH)
 
 
 def record(
@@ -53,30 +78,30 @@ def record(
         object_name = object_name or str(obj)
     ctx = request_context.current()
     actor_id, actor_name = _actor_fields(actor)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-        head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-        seq = head["seq"] + 1 if head else 1
-        prev_hash = head["hash"] if head else GENESIS_HASH
+    # Everything that does not depend on the chain head is prepared before taking the lock,
+    # which every writer waits for.
+    fields = {
+        "seq": 0,
+        "at": "",
+        "actor_id": actor_id,
+        "actor_name": clean_text(actor_name[:150]),
+        "action": clean_text(action),
+        "object_type": clean_text(object_type),
+        "object_id": clean_text(str(object_id)[:64]),
+        "object_name": clean_text(str(object_name)[:255]),
+        "before": json_safe(before),
+        "after": json_safe(after),
+        "request_id": clean_text(ctx.request_id),
+        "context": clean_text(context or ctx.source),
+        "prev_hash": "",
+    }
+    # No savepoint: if the append fails, the change it describes must not commit either
+    # (and a savepoint would cost two more round trips while holding the lock).
+    with transaction.atomic(savepoint=False):
+        seq, prev_hash = _lock_and_read_head()
         # Microsecond precision is what every supported database keeps.
         at = timezone.now()
-        fields = {
-            "seq": seq,
-            "at": format_time(at),
-            "actor_id": actor_id,
-            "actor_name": clean_text(actor_name[:150]),
-            "action": clean_text(action),
-            "object_type": clean_text(object_type),
-            "object_id": clean_text(str(object_id)[:64]),
-            "object_name": clean_text(str(object_name)[:255]),
-            "before": json_safe(before),
-            "after": json_safe(after),
-            "request_id": clean_text(ctx.request_id),
-            "context": clean_text(context or ctx.source),
-            "prev_hash": prev_hash,
-        }
+        fields.update(seq=seq, at=format_time(at), prev_hash=prev_hash)
         digest = event_hash(fields)
         fields["at"] = at
         event = AuditEvent.objects.create(**fields, hash=digest)
