@@ -11,18 +11,26 @@ root's home is not executable by that user). The port and the cluster name are p
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PG_BIN = Path(os.environ.get("BC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"
+NODES = ("primary", "standby")
+# Host actions name nodes by configured site; the lab's node at the DR site is "standby".
+SITE_NODES = {"primary": "primary", "dr": "standby", "standby": "standby"}
+BY_SITE = "by-site"  # data_root/by-site/<site> -> ../<node>, for templates that take {node}
+STATE_FILE, LOCK_FILE = "pair.json", "pair.lock"
 
 
 class PgLabError(RuntimeError):
@@ -217,3 +225,56 @@ class PgServer:
             return " | ".join(self.log_file.read_text().strip().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+# -- the pair's state file and lock (kept free of psycopg: host actions import only this) ------
+
+
+def node_servers(state: Mapping[str, Any]) -> dict[str, PgServer]:
+    root = Path(state["data_root"])
+    return {n: PgServer(n, root / n, int(state["ports"][n]), f"{state['name']}-{n}") for n in NODES}
+
+
+def read_state(base_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(base_dir) / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def write_state(base_dir: Path, state: Mapping[str, Any]) -> None:
+    """Atomically, mode 0600 (it holds the lab's generated passwords)."""
+    base = Path(base_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / (STATE_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    tmp.replace(base / STATE_FILE)
+
+
+@contextlib.contextmanager
+def pair_lock(base_dir: Path) -> Iterator[None]:
+    """Serialises changes to one pair across processes (PgPair, host actions)."""
+    base = Path(base_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def link_sites(data_root: Path) -> None:
+    """``data_root/by-site/{primary,dr}`` -> the node directories (readable by the server user)."""
+    by_site = Path(data_root) / BY_SITE
+    by_site.mkdir(exist_ok=True)
+    by_site.chmod(0o755)
+    ids = _server_ids()
+    if ids is not None:
+        os.chown(by_site, *ids)
+    for site in ("primary", "dr"):
+        link = by_site / site
+        if not link.is_symlink():
+            link.symlink_to(Path("..") / SITE_NODES[site])

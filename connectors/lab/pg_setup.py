@@ -15,9 +15,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from connectors.lab.pg_server import PgLabError, PgServer, give_to_server, run
+from connectors.lab.pg_server import (
+    NODES,
+    PgLabError,
+    PgServer,
+    give_to_server,
+    node_servers,
+    run,
+)
 
-NODES = ("primary", "standby")
 HOST, DBNAME = "127.0.0.1", "postgres"
 ADMIN, MONITOR, REPLICATOR = "bc_admin", "bc_monitor", "bc_replication"
 HEARTBEAT_TABLE = "bc_heartbeat"
@@ -47,8 +53,7 @@ State = dict[str, Any]
 
 
 def servers(state: State) -> dict[str, PgServer]:
-    root = Path(state["data_root"])
-    return {n: PgServer(n, root / n, int(state["ports"][n]), f"{state['name']}-{n}") for n in NODES}
+    return node_servers(state)
 
 
 def connect(state: State, node: str, role: str = "execute", timeout: int = 5) -> psycopg.Connection:

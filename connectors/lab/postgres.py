@@ -32,13 +32,13 @@ Faults are recorded in ``pair.json`` and survive ``down``/``up`` until ``heal``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,12 +48,23 @@ import psycopg
 from psycopg import sql
 
 from connectors.lab import pg_setup as setup
-from connectors.lab.pg_server import PgLabError, PgServer, server_can_reach
+from connectors.lab.pg_server import (
+    BY_SITE,
+    PG_BIN,
+    SERVER_USER,
+    STATE_FILE,
+    PgLabError,
+    PgServer,
+    link_sites,
+    pair_lock,
+    read_state,
+    server_can_reach,
+    write_state,
+)
 from connectors.lab.pg_setup import ADMIN, DBNAME, HEARTBEAT_TABLE, HOST, MONITOR, NODES, REPLICATOR
 
 __all__ = ["FAULTS", "PgLabError", "PgPair"]
 
-STATE_FILE, LOCK_FILE = "pair.json", "pair.lock"
 FAULTS = ("lag", "pause_replay", "pause", "standby_down", "primary_down", "timeout", "heal")
 LAG_DELAY = "1h"
 ORPHAN_PREFIX, OWNER_FILE = "bc-pgpair-", "owner.json"
@@ -100,28 +111,16 @@ class PgPair:
         return self.base_dir / STATE_FILE
 
     def _state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        return read_state(self.base_dir)
 
     def _save(self, state: dict[str, Any]) -> None:
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(state, fh, indent=2)
-        tmp.replace(self.state_file)
+        write_state(self.base_dir, state)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.base_dir / LOCK_FILE, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        # The same lock the host actions (connectors.lab.pg_hostaction) take.
+        with pair_lock(self.base_dir):
+            yield
 
     def _new_state(self) -> dict[str, Any]:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -174,6 +173,7 @@ class PgPair:
                 if label not in kept_down:
                     server.start()
             self._reapply(state, servers)
+            link_sites(Path(state["data_root"]))
             if not faults:
                 setup.wait_streaming(state)
             return self._published(state)
@@ -328,12 +328,48 @@ class PgPair:
                 "dbname": DBNAME,
                 "sslmode": "disable",  # the lab servers have no certificate
                 "slot_name": state["slot"],
+                "host_actions": self.host_actions(state),
             },
             "credentials": {
                 "monitor": {"username": MONITOR, "password": pw[MONITOR]},
                 "execute": {"username": ADMIN, "password": pw[ADMIN]},
             },
             "heartbeat": {"table": HEARTBEAT_TABLE, "column": "ts"},
+        }
+
+    def host_actions(self, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Command templates for the worker (see connectors/platforms/postgres_actions.py).
+
+        ``stop`` calls pg_ctl directly: it runs while writes are unavailable, and a Python
+        start-up with psycopg costs ~0.3-1 s here. The others go through
+        ``python -m connectors.lab.pg_hostaction``, which knows the pair's layout."""
+        state = state or self._require()
+        as_server = ["runuser", "-u", SERVER_USER, "--"] if os.geteuid() == 0 else []
+        by_site = str(Path(state["data_root"]) / BY_SITE / "{node}")
+        cli = [sys.executable, "-m", "connectors.lab.pg_hostaction", "--pair", str(self.base_dir)]
+        node = ["--node", "{node}"]
+        upstream = ["--source-host", "{new_primary_host}", "--source-port", "{new_primary_port}"]
+        return {
+            "stop": {
+                "argv": [
+                    *as_server,
+                    str(PG_BIN / "pg_ctl"),
+                    *("-D", by_site, "-m", "fast", "-w", "-t", "60", "stop"),
+                ],
+                "timeout_seconds": 90,
+            },
+            "start": {"argv": [*cli, "start", *node], "timeout_seconds": 90},
+            "restart": {"argv": [*cli, "restart", *node], "timeout_seconds": 120},
+            "rejoin": {
+                "argv": [
+                    *cli,
+                    "rejoin",
+                    *node,
+                    *upstream,
+                    *("--slot", "{slot}", "--rebuild-on-failure"),
+                ],
+                "timeout_seconds": 300,
+            },
         }
 
     # -- faults, healing -----------------------------------------------------------------
@@ -369,6 +405,12 @@ class PgPair:
                     conn.execute("SELECT pg_reload_conf()")
                 if (conn.execute("SELECT pg_is_in_recovery()").fetchone() or (False,))[0]:
                     conn.execute("SELECT pg_wal_replay_resume()")
+                # A fence left by a switchover that stopped half way (executions).
+                if (conn.execute("SHOW default_transaction_read_only").fetchone() or ("",))[
+                    0
+                ] == "on":
+                    conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
+                    conn.execute("SELECT pg_reload_conf()")
         setup.restore_roles(state, servers)
         setup.wait_streaming(state)
 

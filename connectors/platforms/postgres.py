@@ -6,6 +6,10 @@ never hides the other, and a side that hangs costs at most about ``timeout_secon
 is primary *now* comes from ``pg_is_in_recovery()`` (after a switchover the DR node is the
 primary). The queries are in ``postgres_read``; what they mean and how lag is computed is in
 docs/connectors/postgres.md.
+
+Executions (switchover, failback, failover, drill) are planned in ``postgres_plan``: SQL over
+psycopg for what SQL can do (fence, pg_promote, checks), configured host actions
+(``postgres_actions``) for what it cannot (stopping a server, pg_rewind, restarting as a standby).
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from connectors.contract import (
     Connector,
     Observation,
     Outcome,
+    PlanStep,
     Replication,
     SideObservation,
     Support,
     Target,
 )
+from connectors.platforms import postgres_actions, postgres_plan
 from connectors.platforms.postgres_read import NodeRead, jsonable, lsn_int, read_node
 from inventory.connection_settings import with_defaults
 
-_HOST_ACTIONS = "needs host actions configured for rejoin"
 _FLOWING = ("streaming", "catchup")
 
 
@@ -38,11 +43,13 @@ class PostgresConnector(Connector):
 
     def capabilities(self, target: Target | None = None) -> dict[str, Capability]:
         conn = dict(target.connection) if target is not None else {}
-        has_actions = bool(conn.get("host_actions"))
-        execution = (
-            Capability(Support.YES)
-            if has_actions
-            else Capability(Support.CONDITIONAL, _HOST_ACTIONS)
+        # Promotion, fencing and the checks are SQL; putting the old primary back as a standby
+        # (pg_rewind, standby.signal, restart) happens on its host: the 'rejoin' host action.
+        problem = postgres_actions.problem(conn, "rejoin")
+        needs_rejoin = (
+            Capability(Support.CONDITIONAL, f"needs the 'rejoin' host action: {problem}")
+            if problem
+            else Capability(Support.YES)
         )
         return {
             "monitor": Capability(Support.YES),
@@ -52,11 +59,15 @@ class PostgresConnector(Connector):
                 if target is not None and target.heartbeat is not None
                 else Capability(Support.CONDITIONAL, "needs a heartbeat table configured")
             ),
-            "switchover": execution,
-            "failover": execution,
-            "failback": execution,
-            "drill": execution,
+            "switchover": needs_rejoin,
+            "failover": Capability(Support.YES),
+            "failback": needs_rejoin,
+            "drill": Capability(Support.YES),
         }
+
+    def plan(self, kind: str, target: Target) -> list[PlanStep]:
+        """No I/O and no credentials here: the steps fetch ``execute`` when they run."""
+        return postgres_plan.build(kind, target, self.observe)
 
     def observe(self, target: Target) -> Observation:
         observed_at = datetime.now(UTC)

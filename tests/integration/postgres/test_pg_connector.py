@@ -73,10 +73,17 @@ def test_registry_and_capabilities(target_for: Callable[..., Any]) -> None:
     assert caps["monitor"].support is caps["replication_marker"].support is Support.YES
     assert caps["heartbeat"].support is Support.CONDITIONAL
     assert caps["heartbeat"].reason == "needs a heartbeat table configured"
-    for name in ("switchover", "failover", "failback", "drill"):
+    # Failover and drill are SQL only; switchover and failback rejoin the old primary on its
+    # host, through the 'rejoin' host action (an argv list, never a shell string).
+    assert caps["failover"].support is caps["drill"].support is Support.YES
+    for name in ("switchover", "failback"):
         assert caps[name].support is Support.CONDITIONAL
-        assert caps[name].reason == "needs host actions configured for rejoin"
-    with_all = connector.capabilities(target_for(host_actions={"rejoin": "pg_rewind ..."}))
+        assert "needs the 'rejoin' host action" in caps[name].reason
+    shell = connector.capabilities(target_for(host_actions={"rejoin": "pg_rewind ..."}))
+    assert shell["switchover"].support is Support.CONDITIONAL
+    assert "not a shell string" in shell["switchover"].reason
+    argv = {"rejoin": ["/usr/local/bin/rejoin", "--node", "{node}"]}
+    with_all = connector.capabilities(target_for(host_actions=argv))
     assert all(c.support is Support.YES for c in with_all.values())
 
 
