@@ -43,6 +43,11 @@ for _local_now in ("GETDATE", "CURRENT_TIMESTAMP", "SYSDATETIME"):
     predicate.CONTEXT_FUNCTIONS[_local_now] = lambda about, *rest: predicate._utc_now(about)
 
 Answer = Callable[[str, Query], QueryResult]
+# pysqlbridge's parser keeps a module-level global while it scans a statement
+# (``sql._find_order_by`` sets ``_CLAUSE_ENDS``): two replicas parsing at once could corrupt each
+# other's parse (seen as "cannot read the ON condition: unexpected 'LEFT'"), which no real
+# server does. One statement at a time in the engine; a batch costs 15-30 ms.
+_ENGINE = threading.RLock()
 
 
 class _SimConnection(Connection):
@@ -74,6 +79,10 @@ class AgCatalog(Catalog):
             yield
         finally:
             self._current.tables = {}
+
+    def answer(self, request: Query | str, **kwargs: Any) -> QueryResult:
+        with _ENGINE:
+            return super().answer(request, **kwargs)
 
     def get(self, name: str, schema: str | None = None, parameters: dict | None = None) -> Table:
         tables: dict[str, Table] = getattr(self._current, "tables", {})

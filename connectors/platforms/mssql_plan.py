@@ -53,7 +53,9 @@ DEFAULT_RPO_SECONDS = 60.0
 MAX_PROBE_SECONDS = 300.0
 GUARD = "old_primary_not_writable"  # the invariant-10 precheck an operator may override
 OTHER = {"primary": "dr", "dr": "primary"}
-SYSNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-$#@ ]{0,127}$")
+# Database names: letters, digits and _ . - $ # @ ] and inner spaces. ``]`` is allowed because
+# bracket quoting doubles it; quotes, semicolons, other brackets and control characters are not.
+SYSNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-$#@\] ]{0,127}$")
 
 Check = Callable[[ExecutionContext], StepResult]
 
@@ -207,8 +209,11 @@ def _synchronized(ctx: ExecutionContext, allow_suspended: bool) -> StepResult:
         if state != "SYNCHRONIZED" and not (allow_suspended and db in suspended)
     }
     if not dbs or behind or (suspended and not allow_suspended):
-        what = behind or suspended or "no availability databases"
-        return _fail(f"{name} is not SYNCHRONIZED for every database: {what}", **data)
+        what = {db: f"{state}, suspended {suspended[db]}" if db in suspended else state
+                for db, state in behind.items()}  # fmt: skip
+        return _fail(
+            f"{name} is not SYNCHRONIZED for every database: {what or 'no databases'}", **data
+        )
     synced = sorted(db for db in dbs if db not in suspended)
     detail = f"{name} is a synchronous-commit SECONDARY, SYNCHRONIZED for {synced}"
     if suspended:

@@ -62,6 +62,20 @@ def own_lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     sim.stop()
 
 
+RESYNC_SECONDS = 0.3  # the former primary is SYNCHRONIZING this long after a role change
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """For execution plans: a simulator of its own (plans change roles for good) that
+    resynchronizes like a real secondary, SYNCHRONIZING for a moment after a failover or a
+    resume."""
+    sim = MssqlAgSimulator(tmp_path / "mssql.json", resync_seconds=RESYNC_SECONDS)
+    info = sim.start()
+    yield {"sim": sim, **info}
+    sim.stop()
+
+
 def make_target(
     lab: dict[str, Any],
     credentials: dict[str, str] | None = None,

@@ -93,6 +93,7 @@ def test_markers_and_commit_times_advance_on_the_primary(target) -> None:
 
 def test_lag_fault_grows_lag_seconds_while_streaming(sim, target) -> None:
     sim.inject("lag")
+    time.sleep(0.1)  # at 64 KB/s, under 16 ms of frozen redo is still 0 KB queued
     first = connector.observe(target)
     time.sleep(1.5)
     second = connector.observe(target)
