@@ -183,6 +183,13 @@ def read_config(ctx: ExecutionContext, members: Sequence[str]) -> dict[str, Any]
     return None
 
 
+def unfreeze(ctx: ExecutionContext, endpoint: str) -> None:
+    """replSetFreeze 0 (execute account): a member that stepped down recently (an earlier
+    switchover) may not be elected for the stepdown period; this lifts it. Harmless otherwise."""
+    with client_for(ctx.target, endpoint, "execute") as client:
+        client.admin.command({"replSetFreeze": 0}, codec_options=CODEC)
+
+
 def is_writable_primary(target: Target, endpoint: str) -> bool:
     """hello (no privilege needed) says isWritablePrimary; False when it does not answer."""
     try:

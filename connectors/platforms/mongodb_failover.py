@@ -156,7 +156,7 @@ def force_reconfig(ctx: ExecutionContext) -> StepResult:
                 return StepResult(
                     ok=True,
                     detail=f"{target} is already the only electable voter (config version "
-                    f"{config['version']}); nothing sent",
+                    f"{config['version']}); no reconfig sent",
                 )
             new = next_config(config)
             silenced = []
@@ -167,6 +167,10 @@ def force_reconfig(ctx: ExecutionContext) -> StepResult:
                 else:
                     member["priority"], member["votes"] = 0, 0
                     silenced.append(member["host"])
+            # First lift any stepdown period (a switchover back from here not long ago) that
+            # would keep it from being elected; before the reconfig, while it is surely no
+            # primary (replSetFreeze is refused on a primary).
+            client.admin.command({"replSetFreeze": 0}, codec_options=CODEC)
             client.admin.command({"replSetReconfig": new, "force": True}, codec_options=CODEC)
             after = client.admin.command("replSetGetConfig", codec_options=CODEC)["config"]
     except PyMongoError as exc:

@@ -197,7 +197,7 @@ def _raise_target_priority(ctx: ExecutionContext) -> StepResult:
             )
             wanted = max(float(theirs.get("priority", 1)), 1.0)
             if float(mine.get("priority", 1)) >= wanted and mine.get("votes", 1):
-                _unfreeze(ctx, target)
+                checks.unfreeze(ctx, target)
                 return StepResult(
                     ok=True,
                     detail=f"{target} is already electable (priority {mine.get('priority')}); "
@@ -208,7 +208,7 @@ def _raise_target_priority(ctx: ExecutionContext) -> StepResult:
             entry = config_member(new, target)
             entry["priority"], entry["votes"] = wanted, 1
             checks.reconfig(client, new)
-        _unfreeze(ctx, target)
+        checks.unfreeze(ctx, target)
     except PyMongoError as exc:
         return fail(exc, ctx, "replSetReconfig")
     return StepResult(
@@ -217,13 +217,6 @@ def _raise_target_priority(ctx: ExecutionContext) -> StepResult:
         f"{config['version']} -> {new['version']}); unfrozen",
         data={"config_version_before": config["version"], "config_version_after": new["version"]},
     )
-
-
-def _unfreeze(ctx: ExecutionContext, target: str) -> None:
-    """replSetFreeze 0 on the target: a member that stepped down (an earlier switchover) may not
-    be elected for the stepdown period; this lifts it. Harmless on a member that is not frozen."""
-    with client_for(ctx.target, target, "execute") as client:
-        client.admin.command({"replSetFreeze": 0}, codec_options=CODEC)
 
 
 def _verify_target_priority(ctx: ExecutionContext) -> Verified:
@@ -377,9 +370,17 @@ def _consistency_probe(ctx: ExecutionContext) -> StepResult:
     budget = checks.rpo_target(ctx.target) + DRILL_GRACE_SECONDS
     marker_id = f"drill-{uuid.uuid4().hex}"
     try:
-        with client_for(ctx.target, other, "execute") as client:
+        with (
+            client_for(ctx.target, other, "execute") as primary,
+            client_for(ctx.target, target, "execute", read_preference="secondary") as replica,
+        ):
+            drill = replica[DRILL_DB][DRILL_COLLECTION]
+            # Connect and authenticate both before the write, so that the measurement is the
+            # replication delay and not the time to open a connection.
+            primary.admin.command("ping")
+            drill.find_one({"_id": marker_id})
             written = time.time()
-            client[DRILL_DB][DRILL_COLLECTION].insert_one(
+            primary[DRILL_DB][DRILL_COLLECTION].insert_one(
                 {
                     "_id": marker_id,
                     "written_at": datetime.fromtimestamp(written, tz=UTC),
@@ -387,13 +388,12 @@ def _consistency_probe(ctx: ExecutionContext) -> StepResult:
                     "purpose": "bcservice DR drill consistency probe",
                 }
             )
-        ctx.state["drill_marker"] = {"id": marker_id, "written_at": written, "on": other}
-        with client_for(ctx.target, target, "execute", read_preference="secondary") as client:
+            ctx.state["drill_marker"] = {"id": marker_id, "written_at": written, "on": other}
             found = sleep_until(
-                lambda: client[DRILL_DB][DRILL_COLLECTION].find_one({"_id": marker_id}),
+                lambda: drill.find_one({"_id": marker_id}),
                 lambda doc: doc is not None,
                 budget - (time.time() - written),
-                interval=0.02,
+                interval=0.01,
             )
             seen = time.time()
     except PyMongoError as exc:

@@ -294,7 +294,8 @@ def test_failover_with_the_primary_down_promotes_dr_and_reports_the_loss_window(
     assert 3.4 <= window["potential_loss_window_seconds"] <= 4.5
     assert set(window["last_markers"]) >= {"dr_applied", "old_primary_last_heard"}
 
-    ((command, member, user, doc),) = sent(sim, since)
+    (freeze, (command, member, user, doc)) = sent(sim, since)
+    assert freeze[:3] == ("replSetFreeze", 1, execute_user) and freeze[3]["replSetFreeze"] == 0
     assert (command, member, user, doc["force"]) == ("replSetReconfig", 1, execute_user, True)
     voting = {m["host"]: (m["priority"], m["votes"]) for m in doc["replSetReconfig"]["members"]}
     assert voting[conn["dr_member"]] == (1.0, 1)
@@ -419,3 +420,16 @@ def test_the_monitor_account_cannot_change_anything(make_ctx, mongo_lab, sim, ex
         assert refused.value.code == 13
     assert config(mongo_lab)["version"] == before["version"]
     assert connector.observe(target).primary.role == Role.PRIMARY
+
+
+def test_failover_soon_after_a_failback_still_elects_the_dr_member(make_ctx, sim, exec_target):
+    """The DR member stepped down in the failback, so it is inside its stepdown period: the
+    forced reconfig is preceded by replSetFreeze 0, or it would never be elected."""
+    target = exec_target()
+    for kind, site in (("switchover", "dr"), ("failback", "primary")):
+        results = run(connector.plan(kind, target), make_ctx(target, kind, site))
+        assert all(r.ok for r in results.values()), failed(results)
+    sim.inject("primary_down")
+    results = run(connector.plan("failover", target), make_ctx(target, "failover"))
+    assert all(r.ok for r in results.values()), failed(results)
+    assert connector.observe(target).dr.role == Role.PRIMARY
