@@ -72,8 +72,31 @@ class RoleMappingAdmin(SimpleHistoryAdmin):
             services.role_mapping_delete(actor=request.user, mapping=mapping)
 
 
+class IdentityForm(forms.ModelForm):
+    class Meta:
+        model = Identity
+        fields = ("user", "breakglass")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        user = data.get("user") or getattr(self.instance, "user", None)
+        source = self.instance.source if self.instance.pk else Identity.Source.LOCAL
+        if (
+            not self.instance.pk
+            and user is not None
+            and Identity.objects.filter(user=user).exists()
+        ):
+            raise ValidationError({"user": "This user already has an identity; edit that one."})
+        if data.get("breakglass") and source == Identity.Source.OIDC:
+            raise ValidationError(
+                {"breakglass": "An OIDC account cannot be a break-glass account; use a local one."}
+            )
+        return data
+
+
 @admin.register(Identity)
 class IdentityAdmin(SimpleHistoryAdmin):
+    form = IdentityForm
     list_display = ("user", "source", "breakglass", "last_oidc_login_at", "last_acr")
     list_filter = ("source", "breakglass")
     search_fields = ("user__username", "subject")
@@ -95,13 +118,10 @@ class IdentityAdmin(SimpleHistoryAdmin):
         return False  # the record of how someone logs in goes with the user, not on its own
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        try:
-            saved = services.identity_set_breakglass(
-                actor=request.user, user=obj.user, breakglass=obj.breakglass
-            )
-        except ValueError as exc:
-            messages.error(request, str(exc))
-            saved = Identity.objects.get(user=obj.user)
+        # IdentityForm already refused the invalid cases; the service audits the change.
+        saved = services.identity_set_breakglass(
+            actor=request.user, user=obj.user, breakglass=obj.breakglass
+        )
         obj.pk = saved.pk
 
 

@@ -96,3 +96,12 @@ def test_admin_sets_the_flag_through_the_audited_service(users, client):
     assert response.status_code == 302, response.content[:1500]
     assert Identity.objects.get(user=users["operator"]).breakglass
     assert AuditEvent.objects.filter(action="user.breakglass_set", actor_name="u_admin").exists()
+
+
+def test_admin_refuses_to_flag_an_oidc_account(users, client):
+    identity = Identity.objects.create(user=users["viewer"], source="oidc", issuer="i", subject="s")
+    client.force_login(users["admin"])
+    response = client.post(f"/admin/accounts/identity/{identity.pk}/change/", {"breakglass": "on"})
+    assert response.status_code == 200 and b"cannot be a break-glass" in response.content
+    identity.refresh_from_db()
+    assert not identity.breakglass
