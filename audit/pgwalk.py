@@ -42,24 +42,34 @@ FROM audit_auditevent WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s
 BATCH = 20_000
 
 
+# Most events repeat a few before/after values ({"state": "green", ...}); remembering the
+# canonical text of recent JSON values halves the per-event cost on such data (see
+# docs/benchmarks.md). Bounded, and emptied when full so it follows what the chain holds now.
+CACHE_SIZE = 16384
+
+
 def iter_links(cursor: Any, after_seq: int, upto_seq: int, batch: int = BATCH) -> Iterator[Link]:
     """Links for after_seq < seq <= upto_seq, in order, ``batch`` rows at a time (flat memory)."""
     dump, load = canonical_json, load_json_text
+    cache: dict[str, str] = {}
+
+    def canonical(text: str | None) -> str:
+        if text is None:
+            return "null"
+        found = cache.get(text)
+        if found is None:
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            found = cache[text] = dump(load(text))
+        return found
+
     while after_seq < upto_seq:
         cursor.execute(ROWS_SQL, [after_seq, upto_seq, batch])
         rows = cursor.fetchall()
         if not rows:
             return
         for seq, prev_hash, digest, head, after, middle, before, tail in rows:
-            text = "".join(
-                (
-                    head,
-                    "null" if after is None else dump(load(after)),
-                    middle,
-                    "null" if before is None else dump(load(before)),
-                    tail,
-                )
-            )
+            text = "".join((head, canonical(after), middle, canonical(before), tail))
             yield seq, prev_hash, digest, text.encode()
         after_seq = rows[-1][0]
 

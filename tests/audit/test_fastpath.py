@@ -166,3 +166,17 @@ def test_parallel_walk_finds_a_broken_link_at_a_range_boundary(settings, monkeyp
             cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
     result = selectors.verify_chain()
     assert (result.ok, result.first_bad_seq, result.events_checked) == (False, 10, 9)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db
+@pytest.mark.parametrize("cache_size", [1, 3, 16384])
+def test_json_cache_never_changes_the_result(monkeypatch, tamper, cache_size):
+    monkeypatch.setattr(pgwalk, "CACHE_SIZE", cache_size)
+    for i in range(30):
+        services.record(
+            action="c.event", before={"state": "green"}, after={"state": ["a", "b"][i % 2]}
+        )
+    assert selectors.verify_chain().ok
+    tamper.execute('UPDATE audit_auditevent SET after = \'{"state": "b"}\' WHERE seq = 21')
+    assert selectors.verify_chain().first_bad_seq == 21
