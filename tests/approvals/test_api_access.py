@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
-from rest_framework.authtoken.models import Token
 
 from approvals import services
 from approvals.models import BreakGlassEligibility, BreakGlassGrant, ExecutionRequest
@@ -239,7 +238,7 @@ def test_requester_cannot_approve_through_any_path(make_user, default_policies, 
     session.force_login(boss)
     refused(session)
     token = APIClient()
-    token.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=boss).key}")
+    token.credentials(HTTP_AUTHORIZATION=f"Token {named_token(boss)}")
     refused(token)
     # a fresh token is still the same person
     rotated = APIClient()
@@ -248,6 +247,13 @@ def test_requester_cannot_approve_through_any_path(make_user, default_policies, 
     detail = session.get(f"/api/v1/requests/{request.pk}/").json()
     assert detail["can_approve"] is False and "requester" in detail["why_not"]
     assert not request.approvals.exists()
+
+
+def named_token(user) -> str:
+    """A second, separately named API token of the same person (a service-account style key)."""
+    from bcservice.accounts.services import api_token_create
+
+    return api_token_create(actor=None, user=user, name="second")[1]
 
 
 def services_rotate(user) -> str:
