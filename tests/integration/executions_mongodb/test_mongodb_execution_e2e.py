@@ -40,6 +40,9 @@ def test_switchover_through_the_runner_swaps_roles_with_caught_up_evidence(
     assert execution.state == "succeeded", execution.state_reason
     steps = list(execution.steps.order_by("position").values_list("name", "state"))
     assert [state for _, state in steps] == ["succeeded"] * 11
+    total = execution.evidence["total_seconds"]
+    print(f"\n{execution.kind} through the runner: {total:.3f} s in total")
+    assert total < 30
     found = execution.evidence["resources"]["orders-mongo"]
     assert found["outcome"] == "done"
     assert found["conclusion"]["code"] == "caught_up", found

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -41,6 +42,10 @@ def snowflake_lab(tmp_path, settings, monkeypatch) -> dict[str, Any]:
     settings.BC_SECRETS_FILE = str(secrets_file)
     # The runner is called in the test; nothing is queued on django-q2.
     monkeypatch.setattr("executions.services.enqueue", lambda execution_id: None)
+    # The runner's heartbeat thread writes through its own database connection, which on the
+    # SQLite test database meets the test's open transaction ("database table is locked") once
+    # an execution runs past one beat (2 s). The claim heartbeat is not under test here.
+    monkeypatch.setattr("executions.runner.HEARTBEAT_EVERY", timedelta(minutes=5))
     return {"lab": lab, **info}
 
 

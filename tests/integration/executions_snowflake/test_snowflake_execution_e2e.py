@@ -50,6 +50,9 @@ def test_switchover_through_the_runner_moves_the_primary_group(
         ("target_is_primary", "succeeded"),
         ("old_primary_is_secondary", "succeeded"),
     ]
+    total = execution.evidence["total_seconds"]
+    print(f"\n{execution.kind} through the runner: {total:.3f} s in total")
+    assert total < 30
     found = execution.evidence["resources"]["analytics-snowflake"]
     assert found["outcome"] == "done"
     assert found["conclusion"]["code"] == "potential_loss", found
