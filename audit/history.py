@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
 
@@ -86,6 +87,18 @@ def source(name: str) -> tuple[HistorySource, type[models.Model]] | None:
     return (registered, model) if registered and model else None
 
 
+def object_key(model: type[models.Model], object_id: str) -> Any:
+    """``object_id`` as the model's primary key type; ValueError when it cannot be one."""
+    field = model._meta.pk
+    try:
+        value = field.to_python(object_id)
+    except ValidationError as exc:
+        raise ValueError(exc.messages[0]) from exc
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError("Out of range.")
+    return value
+
+
 def records(
     model: type[models.Model],
     *,
@@ -103,7 +116,7 @@ def records(
     if actor:
         queryset = queryset.filter(history_user__username=actor)
     if object_id:
-        queryset = queryset.filter(**{model._meta.pk.attname: object_id})
+        queryset = queryset.filter(**{model._meta.pk.attname: object_key(model, object_id)})
     return queryset
 
 

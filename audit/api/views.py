@@ -13,6 +13,7 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -172,7 +173,10 @@ class HistoryListView(AuditReadOnly, generics.ListAPIView):
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
         fmt = params.pop("format")
-        records = history.records(model, **params)
+        try:
+            records = history.records(model, **params)
+        except ValueError as exc:
+            raise ValidationError({"object_id": [str(exc)]}) from exc
         if fmt in exports.STREAM_FORMATS:
             rows = history.history_rows(model, records)
             count: dict[str, int] = {"records": 0}

@@ -175,3 +175,25 @@ def test_checkpoints_and_public_keys(client_for, users, signing_keys):
     assert document["format"] == "bcservice.audit.checkpoint" and document["signature"]
     [key] = client.get(reverse("audit-public-keys")).json()
     assert key["key_id"] == document["key_id"] and "BEGIN PUBLIC KEY" in key["pem"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/api/v1/audit/events/?since=0001-01-01T00:00:00%2B14:00", 400),
+        ("/api/v1/audit/events/?until=9999-12-31T23:59:59-14:00", 400),
+        ("/api/v1/audit/events/?kind=%00", 400),
+        ("/api/v1/audit/events/?actor=a%00b&format=csv", 400),
+        ("/api/v1/audit/events/?object_id=%00", 400),
+        ("/api/v1/audit/events/?page_size=-5", 200),
+        ("/api/v1/audit/events/?page_size=999999999999999999999", 200),
+        ("/api/v1/audit/config-history/site/?object_id=abc", 400),
+        ("/api/v1/audit/config-history/site/?object_id=99999999999999999999999", 400),
+        ("/api/v1/audit/config-history/site/?actor=%00", 400),
+        ("/api/v1/audit/config-history/site/?cursor=zzz", 404),
+        ("/api/v1/audit/checkpoints/?cursor=zzz", 404),
+    ],
+)
+def test_hostile_queries_never_500(client_for, users, url, status):
+    assert client_for(users["auditor"]).get(url).status_code == status
