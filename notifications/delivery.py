@@ -25,7 +25,7 @@ from django.utils import timezone
 from notifications import alerts, router
 from notifications.channels import ChannelError, Message, sender
 from notifications.choices import DeliveryStatus
-from notifications.models import Delivery, Event
+from notifications.models import Alert, Delivery, Event
 
 logger = logging.getLogger("notifications.delivery")
 
@@ -209,10 +209,13 @@ def retry_due(*, limit: int = 500, budget_seconds: float = 45.0) -> dict[str, in
 
 
 def prune(*, keep_days: int | None = None, now: datetime | None = None) -> int:
-    """Delete events older than ``BC_NOTIFY_KEEP_DAYS`` whose deliveries are all settled."""
+    """Delete events older than ``BC_NOTIFY_KEEP_DAYS`` whose deliveries are all settled and
+    that opened no alert still open."""
     days = keep_days if keep_days is not None else int(getattr(settings, "BC_NOTIFY_KEEP_DAYS", 90))
     cutoff = (now or timezone.now()) - timedelta(days=days)
     busy = Delivery.objects.filter(status__in=DeliveryStatus.open()).values("event_id")
-    old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=busy)
+    # An alert still open needs its opening event: the recovery resolves whoever it told.
+    opening = Alert.objects.exclude(condition="").values("opening_event_id")
+    old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=busy).exclude(pk__in=opening)
     deleted, _ = old.delete()
     return deleted

@@ -14,7 +14,7 @@ from django_q.models import OrmQ, Schedule
 
 from connectors.collection import collect_resource
 from notifications import delivery, tasks
-from notifications.models import Delivery
+from notifications.models import Delivery, Event
 from notifications.services import notify
 
 pytestmark = pytest.mark.django_db
@@ -204,11 +204,42 @@ def test_the_retry_schedule_exists_after_migrate():
     assert Schedule.objects.filter(name=tasks.RETRY_SCHEDULE).count() == 1
 
 
-def test_prune_keeps_recent_and_unsettled_events(make_route, status_change):
+def test_prune_keeps_the_events_of_open_alerts(make_route, status_change):
     make_route("demo", "log", kinds="status.*")
     status_change(11, "red", "ok", "lag_red")
     status_change(12, "red", "ok", "lag_red")
-    Delivery.objects.filter(event__resource_id=11).update(status="delivered")
+    status_change(11, "green", "ok")  # 11 recovered; 12 is still red (its alert is open)
+    Delivery.objects.update(status="delivered")
     later = timezone.now() + timedelta(days=91)
-    assert delivery.prune(now=later) == 2  # the settled event and its delivery
-    assert list(Delivery.objects.values_list("event__resource_id", flat=True)) == [12]
+    assert delivery.prune(now=later) == 4  # 11's two events and their deliveries
+    assert list(Event.objects.values_list("resource_id", "kind")) == [(12, "status.red")]
+
+
+def test_admin_retry_now_requeues_a_failed_delivery(client, make_user, make_route, status_change):
+    from audit.models import AuditEvent
+
+    make_route("demo", "log", kinds="status.*")
+    status_change(13, "red", "ok", "lag_red")
+    d = _one()
+    Delivery.objects.filter(pk=d.pk).update(status="failed", attempts=8, last_error="gave up")
+    client.force_login(make_user("admin", username="retrier"))
+    response = client.post(
+        "/admin/notifications/delivery/",
+        {"action": "retry_now", "_selected_action": [d.pk]},
+    )
+    assert response.status_code == 302
+    d.refresh_from_db()
+    assert d.status == "retrying" and d.next_attempt_at is not None
+    assert AuditEvent.objects.filter(
+        action="notificationdelivery.retry_requested", actor_name="retrier"
+    ).exists()
+    assert delivery.attempt(d.pk) == "delivered"
+
+
+def test_prune_keeps_events_with_unsettled_deliveries(make_route):
+    make_route("demo", "log", kinds="request.*")
+    notify("request.created", subject="r", tier=1, environment="test", payload={})
+    later = timezone.now() + timedelta(days=91)
+    assert delivery.prune(now=later) == 0  # still pending
+    Delivery.objects.update(status="failed")
+    assert delivery.prune(now=later) == 2
