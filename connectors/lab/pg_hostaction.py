@@ -12,8 +12,9 @@ in production. Each action holds the pair's lock, so a rerun after a worker cras
 orphaned run instead of racing it. Only ``pg_server`` is imported up front (psycopg costs up
 to a second to import on a busy host).
 
-Test hook: ``--hold-while FILE`` sleeps after the node is stopped for as long as FILE exists,
-so a test can kill the worker at a known point of a rejoin.
+Test hook: ``--hold-while FILE`` sleeps after the node is stopped for as long as FILE exists
+(writing its pid to ``FILE.pid``), so a test can kill the worker, or this process, at a known
+point of a rejoin.
 """
 
 from __future__ import annotations
@@ -43,7 +44,19 @@ _STANDBY_KEYS = ("primary_conninfo", "primary_slot_name")
 
 
 def _say(message: str, began: float) -> None:
-    print(f"[{time.monotonic() - began:6.3f} s] {message}", flush=True)
+    _print(f"[{time.monotonic() - began:6.3f} s] {message}")
+
+
+def _print(text: str, err: bool = False) -> None:
+    """Print, and carry on if the reader went away: a worker killed mid-action closes our
+    stdout, and a half-done rejoin is worse than one that finishes with nobody watching."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (BrokenPipeError, OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def _conninfo(host: str, port: int, password: str) -> str:
@@ -116,6 +129,9 @@ def do_rejoin(args: argparse.Namespace, state: dict[str, Any], server: PgServer)
     server.stop("fast")
     _say(f"{server.label} stopped", began)
     hold = Path(args.hold_while) if args.hold_while else None
+    if hold is not None:
+        # Lets a test end this process by its id, as a host crash would.
+        Path(f"{hold}.pid").write_text(str(os.getpid()))
     while hold is not None and hold.exists() and time.monotonic() - began < HOLD_LIMIT_SECONDS:
         time.sleep(0.05)
     try:
@@ -156,16 +172,16 @@ def main(argv: list[str] | None = None) -> int:
                 do_rejoin(args, state, server)
             elif args.action == "stop":
                 server.stop(args.mode)
-                print(f"{label} stopped ({args.mode})")
+                _print(f"{label} stopped ({args.mode})")
             else:
                 if args.action == "restart":
                     server.stop(args.mode)
                 server.start()
-                print(f"{label} started on port {server.port}")
+                _print(f"{label} started on port {server.port}")
             if args.action != "stop":
                 _clear_down_faults(base, label)
     except PgLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print(f"error: {exc}", err=True)
         return 1
     return 0
 

@@ -169,3 +169,60 @@ def run_plan(
 def roles(pair: PgPair) -> dict[str, bool | None]:
     """Configured node -> in_recovery (None: not answering)."""
     return {label: node["in_recovery"] for label, node in pair.status()["nodes"].items()}
+
+
+# -- Django: a resource for the lab pair, an operator, approved requests ------------------------
+
+
+@pytest.fixture
+def pg_resource(
+    exec_lab: dict[str, Any], pair: PgPair, make_resource, tmp_path, settings, monkeypatch
+) -> Callable[..., Any]:
+    """``pg_resource(**connection)``: the lab pair as a Resource, its credentials in a temporary
+    BC_SECRETS_FILE under ``lab/pg-exec``; nothing is queued on django-q2."""
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"lab/pg-exec": exec_lab["credentials"]}))
+    settings.BC_SECRETS_FILE = str(secrets_file)
+    monkeypatch.setattr("executions.services.enqueue", lambda execution_id: None)
+
+    def make(**connection: Any) -> Any:
+        return make_resource(
+            name="orders-pg",
+            connection={**exec_lab["connection"], **connection},
+            secret_ref="lab/pg-exec",
+            heartbeat_table="bc_heartbeat",
+            timeout_seconds=3.0,
+        )
+
+    return make
+
+
+@pytest.fixture
+def operator(make_user) -> Any:
+    return make_user("operator", username="op-pg")
+
+
+@pytest.fixture
+def approved(operator, make_user) -> Callable[..., Any]:
+    """``approved(resource, kind, target_site)``: a request approved by IT and business."""
+    from approvals import services as approvals
+
+    def make(resource: Any, kind: str, target_site: Any) -> Any:
+        request = approvals.request_create(
+            actor=operator,
+            kind=kind,
+            target_site=target_site,
+            reason="planned DR exercise",
+            resource=resource,
+            change_ticket="CHG0005678",
+        )
+        for role in ("approver_it", "approver_business"):
+            request.refresh_from_db()
+            if request.state == "approved":
+                break
+            approvals.request_approve(request, actor=make_user(role), comment="ok")
+        request.refresh_from_db()
+        assert request.state == "approved", request.state
+        return request
+
+    return make
