@@ -349,6 +349,7 @@ def main() -> None:
         "--workers", type=int, default=1, help="sweeper processes for the steady and sustain runs"
     )
     parser.add_argument("--keep-db", action="store_true", help="reuse <name>_bench")
+    parser.add_argument("--skip-cold", action="store_true", help="no cold cycle (with --keep-db)")
     args = parser.parse_args()
 
     url = bench_database(os.environ.get("DATABASE_URL", ""), args.keep_db)
@@ -367,7 +368,8 @@ def main() -> None:
     from inventory.status_services import ensure_statuses
 
     ensure_statuses()
-    timed_pass("cold cycle (every status changes)", concurrency=args.concurrency)
+    if not args.skip_cold:
+        timed_pass("cold cycle (every status changes)", concurrency=args.concurrency)
     for workers in sorted({1, args.workers}):
         rates = [
             timed_pass(f"steady cycle {i + 1}", workers=workers, concurrency=args.concurrency)

@@ -27,6 +27,7 @@ from inventory import history, selectors, services
 from inventory.models import GroupMembership, Resource, ResourceGroup, ResourceStatus, Site
 
 BOARD_REFRESH_SECONDS = 5
+BOARD_MAX_ROWS = 500  # a page refreshed every few seconds must stay small
 MAX_TESTS_PER_ACTION = 10
 _connection_tester: Callable[[Resource], dict[str, Any]] | None = None
 
@@ -204,7 +205,9 @@ class StatusBoardAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Status board",
-            "rows": rows,
+            # Worst first, so a cap loses only the greenest rows; the counts cover all.
+            "rows": rows[:BOARD_MAX_ROWS],
+            "hidden": max(0, len(rows) - BOARD_MAX_ROWS),
             "counts": counts,
             "lost": lost,
             "refresh_seconds": BOARD_REFRESH_SECONDS,

@@ -138,3 +138,12 @@ def test_test_connection_needs_change_permission(users, testable):
     auditor.force_login(users["auditor"])
     url = f"/admin/inventory/resource/{testable.pk}/test-connection/"
     assert auditor.post(url).status_code == 403
+
+
+def test_status_board_caps_rows_worst_first(admin_client, board_data, monkeypatch):
+    from inventory import admin as inventory_admin
+
+    monkeypatch.setattr(inventory_admin, "BOARD_MAX_ROWS", 2)
+    html = admin_client.get(BOARD).content.decode()
+    assert "down-db" in html and "new-db" in html and "ok-db" not in html
+    assert "1 more, all better off" in html
