@@ -26,35 +26,26 @@ from typing import Any
 from connectors.contract import (
     ExecutionContext,
     Outcome,
-    Phase,
-    PlanStep,
     StepResult,
-    Target,
 )
-from connectors.platforms.mssql import LocalState, ReplicaError, ReplicaSession
+from connectors.platforms.mssql import LocalState, ReplicaSession
 from connectors.platforms.mssql_assess import pick_database
-from connectors.platforms.mssql_plan import (
+from connectors.platforms.mssql_steps import (
     GUARD,
     MAX_PROBE_SECONDS,
     POLL_SECONDS,
     SETTLE_SECONDS,
-    STATEMENT_SECONDS,
-    _fail,
-    _healthy,
-    _is_online_primary,
-    _iso,
-    _local,
-    _lsn,
-    _observe,
-    _observe_seconds,
-    _refused,
-    _reported,
-    _sites,
-    _wait,
-    check_reachable,
+    fail,
     failover_sql,
+    is_online_primary,
+    iso,
+    lsn_text,
+    observe_now,
+    read_local,
+    reported_row,
     resume_sql,
-    verify_promoted,
+    send_and_wait,
+    sites,
 )
 
 DEFAULT_RPO_SECONDS = 60.0
@@ -67,19 +58,19 @@ _UNREACHABLE = (Outcome.CONNECTION_ERROR, Outcome.TIMEOUT)
 def _guard(ctx: ExecutionContext) -> tuple[StepResult, LocalState | None]:
     """Is the old primary shown not to accept writes? (result, its state when it was read).
     A failure is overridable by the operator without a policy (invariant 10)."""
-    target, other = _sites(ctx)
-    old, error = _local(ctx, other)
+    target, other = sites(ctx)
+    old, error = read_local(ctx, other)
 
     def refuse(detail: str, **data: Any) -> tuple[StepResult, LocalState | None]:
         result = StepResult(False, detail, data, overridable=True, override_needs_policy=False)
         return result, old
 
     if old is not None:
-        row = _reported(ctx, old)
+        row = reported_row(ctx, old)
         seen = {
             "role": old.role,
-            "last_commit_time": _iso(row.get("last_commit_time")),
-            "last_hardened_lsn": _lsn(row.get("last_hardened_lsn")),
+            "last_commit_time": iso(row.get("last_commit_time")),
+            "last_hardened_lsn": lsn_text(row.get("last_hardened_lsn")),
             "utc_offset_minutes": old.utc_offset.total_seconds() / 60,
         }
         ctx.state["old_primary_seen"] = seen  # the loss window uses it if it goes away later
@@ -98,7 +89,7 @@ def _guard(ctx: ExecutionContext) -> tuple[StepResult, LocalState | None]:
             f"the old primary answers but cannot be read ({error.outcome}: {error}): "
             "it cannot be shown not to accept writes"
         )
-    dr, _ = _local(ctx, target)
+    dr, _ = read_local(ctx, target)
     if dr is not None and dr.role == "SECONDARY" and dr.connected == "CONNECTED":
         return refuse(
             f"the old primary is not reachable from here ({error}) but {dr.replica} is still "
@@ -140,17 +131,17 @@ def loss_window(
             # The commit time is the primary's clock; the DR replica's "now" is its own.
             elapsed = dr.server_utc_now - (commit - offset)
             windows[name] = max(0.0, elapsed.total_seconds())
-    row = _reported(ctx, dr)
+    row = reported_row(ctx, dr)
     markers = {
-        "dr_last_commit_time": _iso(row.get("last_commit_time")),
-        "dr_last_hardened_lsn": _lsn(row.get("last_hardened_lsn")),
-        "dr_last_redone_lsn": _lsn(row.get("last_redone_lsn")),
-        "dr_lost_primary_at": _iso(dr.lost_primary_at),
+        "dr_last_commit_time": iso(row.get("last_commit_time")),
+        "dr_last_hardened_lsn": lsn_text(row.get("last_hardened_lsn")),
+        "dr_last_redone_lsn": lsn_text(row.get("last_redone_lsn")),
+        "dr_lost_primary_at": iso(dr.lost_primary_at),
     }
     if old is not None:
-        mine = _reported(ctx, old)
-        markers["primary_last_commit_time"] = _iso(mine.get("last_commit_time"))
-        markers["primary_last_hardened_lsn"] = _lsn(mine.get("last_hardened_lsn"))
+        mine = reported_row(ctx, old)
+        markers["primary_last_commit_time"] = iso(mine.get("last_commit_time"))
+        markers["primary_last_hardened_lsn"] = lsn_text(mine.get("last_hardened_lsn"))
     elif seen:
         markers["primary_last_commit_time"] = seen.get("last_commit_time")
         markers["primary_last_hardened_lsn"] = seen.get("last_hardened_lsn")
@@ -165,11 +156,11 @@ def loss_window(
 
 def potential_data_loss(ctx: ExecutionContext) -> StepResult:
     """Evidence before the change: the loss window if the target were promoted now."""
-    target, other = _sites(ctx)
-    dr, error = _local(ctx, target)
+    target, other = sites(ctx)
+    dr, error = read_local(ctx, target)
     if dr is None:
-        return _fail(f"{target} replica cannot be read: {error}", marker_unavailable=True)
-    old, _ = _local(ctx, other)
+        return fail(f"{target} replica cannot be read: {error}", marker_unavailable=True)
+    old, _ = read_local(ctx, other)
     seconds, markers, how = loss_window(ctx, dr, old)
     if seconds is None:
         return StepResult(True, "marker unavailable: no commit time", {"marker_unavailable": True})
@@ -181,14 +172,14 @@ def potential_data_loss(ctx: ExecutionContext) -> StepResult:
 
 
 def target_reachable(ctx: ExecutionContext) -> StepResult:
-    target, _ = _sites(ctx)
-    dr, error = _local(ctx, target)
+    target, _ = sites(ctx)
+    dr, error = read_local(ctx, target)
     if dr is None:
-        return _fail(f"{target} replica cannot be read: {error}")
+        return fail(f"{target} replica cannot be read: {error}")
     states = {n: d.get("synchronization_state_desc") for n, d in dr.databases.items()}
     data = {"role": dr.role, "connected": dr.connected, "databases": states}
     if dr.role == "PRIMARY":
-        return _fail(f"{dr.replica} is already PRIMARY: nothing to fail over", **data)
+        return fail(f"{dr.replica} is already PRIMARY: nothing to fail over", **data)
     detail = f"{dr.replica} answers: {dr.role}, {dr.connected}, {dr.availability_mode}, {states}"
     return StepResult(True, detail, data)
 
@@ -196,36 +187,30 @@ def target_reachable(ctx: ExecutionContext) -> StepResult:
 def forced_failover(ctx: ExecutionContext) -> StepResult:
     """``FORCE_FAILOVER_ALLOW_DATA_LOSS`` on the target, execution login, after the guard is
     checked again (the precheck may be minutes old) and the loss window is recorded."""
-    target, _ = _sites(ctx)
+    target, _ = sites(ctx)
     guard, old = _guard(ctx)
     overridden = not guard.ok and GUARD in ctx.overrides
     if not guard.ok and not overridden:
-        return _fail(f"not sent: {guard.detail}")
+        return fail(f"not sent: {guard.detail}")
     sql = failover_sql(str(ctx.target.connection.get("availability_group") or ""), forced=True)
     with ReplicaSession(ctx.target, target, "execute") as session:
         before = session.local_state()
         if before.role == "PRIMARY":
-            return _fail(f"not sent: {before.replica} is already PRIMARY")
+            return fail(f"not sent: {before.replica} is already PRIMARY")
         seconds, markers, how = loss_window(ctx, before, old)
-        ctx.log(f"{before.replica}: {sql} (potential loss window up to {seconds} s)")
-        started = time.monotonic()
-        try:
-            session.run(sql, timeout=STATEMENT_SECONDS)
-        except ReplicaError as exc:
-            return _fail(_refused(before.replica, sql, exc))
-        after, promoted = _wait(session, _is_online_primary, SETTLE_SECONDS)
-        took = time.monotonic() - started
-    if not promoted:
-        return _fail(f"{sql} accepted but {after.replica} is {after.role} after {took:.1f} s")
-    row = _reported(ctx, after)
+        ctx.log(f"potential loss window up to {seconds} s ({how})")
+        after, took, failed = send_and_wait(ctx, session, before.replica, sql)
+    evidence = {"potential_loss_window_seconds": seconds, "last_markers": markers}
+    if after is None or failed:
+        return fail(failed, **evidence)
+    row = reported_row(ctx, after)
     data: dict[str, Any] = {
         "statement": sql,
         "replica": after.replica,
         "promotion_seconds": round(took, 3),
-        "caught_up_to": _lsn(row.get("recovery_lsn")),
-        "marker_after": _lsn(row.get("last_hardened_lsn")),
-        "potential_loss_window_seconds": seconds,
-        "last_markers": markers,
+        "caught_up_to": lsn_text(row.get("recovery_lsn")),
+        "marker_after": lsn_text(row.get("last_hardened_lsn")),
+        **evidence,
         "guard_overridden": overridden,
     }
     if seconds is None:
@@ -244,23 +229,23 @@ def forced_failover(ctx: ExecutionContext) -> StepResult:
 
 def target_is_primary(ctx: ExecutionContext) -> StepResult:
     """The target is an ONLINE PRIMARY and the old primary, if it answers, is not."""
-    target, other = _sites(ctx)
+    target, other = sites(ctx)
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
-        new, error = _local(ctx, target)
-        if (new is not None and _is_online_primary(new)) or time.monotonic() > deadline:
+        new, error = read_local(ctx, target)
+        if (new is not None and is_online_primary(new)) or time.monotonic() > deadline:
             break
         time.sleep(POLL_SECONDS * 4)
-    if new is None or not _is_online_primary(new):
-        return _fail(f"{target} replica is not an ONLINE PRIMARY: {new.role if new else error}")
-    row = _reported(ctx, new)
+    if new is None or not is_online_primary(new):
+        return fail(f"{target} replica is not an ONLINE PRIMARY: {new.role if new else error}")
+    row = reported_row(ctx, new)
     data: dict[str, Any] = {
-        "caught_up_to": _lsn(row.get("recovery_lsn")),
-        "marker_after": _lsn(row.get("last_hardened_lsn")),
+        "caught_up_to": lsn_text(row.get("recovery_lsn")),
+        "marker_after": lsn_text(row.get("last_hardened_lsn")),
     }
-    old, old_error = _local(ctx, other)
+    old, old_error = read_local(ctx, other)
     if old is not None and old.role == "PRIMARY":
-        return _fail(f"{old.replica} still answers PRIMARY: two primaries", **data)
+        return fail(f"{old.replica} still answers PRIMARY: two primaries", **data)
     if old is None:
         note = f"the former primary is not reachable ({old_error}); when it is back"
     else:
@@ -274,62 +259,15 @@ def target_is_primary(ctx: ExecutionContext) -> StepResult:
     return StepResult(True, detail, data)
 
 
-def failover_steps(target: Target) -> list[PlanStep]:
-    seconds = _observe_seconds(target)
-    return [
-        PlanStep(
-            "target_reachable",
-            Phase.PRECHECK,
-            target_reachable,
-            "The replica to promote answers and is not PRIMARY.",
-            timeout_seconds=seconds,
-        ),
-        PlanStep(
-            GUARD,
-            Phase.PRECHECK,
-            old_primary_not_writable,
-            "The old primary is unreachable or no longer PRIMARY (else an explicit operator "
-            "override is needed: it may be accepting writes).",
-            timeout_seconds=2 * seconds,
-        ),
-        PlanStep(
-            "potential_data_loss",
-            Phase.PRECHECK,
-            potential_data_loss,
-            "Potential loss window from the last markers seen (evidence).",
-            timeout_seconds=2 * seconds,
-        ),
-        PlanStep(
-            "forced_failover",
-            Phase.STEP,
-            forced_failover,
-            "DANGEROUS: ALTER AVAILABILITY GROUP [ag] FORCE_FAILOVER_ALLOW_DATA_LOSS on the "
-            "replica to promote. Commits it has not hardened are lost; the former primary's "
-            "databases stay suspended until a failback resumes them.",
-            changes_state=True,
-            idempotent=False,
-            verify=verify_promoted,
-            timeout_seconds=STATEMENT_SECONDS + SETTLE_SECONDS + 3 * seconds,
-        ),
-        PlanStep(
-            "target_is_primary",
-            Phase.POSTCHECK,
-            target_is_primary,
-            "The promoted replica is an ONLINE PRIMARY; the old primary, if seen, is not.",
-            timeout_seconds=SETTLE_SECONDS + 2 * seconds,
-        ),
-    ]
-
-
 # -- drill -----------------------------------------------------------------------------------
 
 
 def rpo_target(ctx: ExecutionContext) -> float:
-    """The resource's RPO target: from the target when the core passes it, else the state."""
+    """The resource's RPO target. ``Target`` does not carry it yet: read it from the target
+    once the core passes it, else from the execution state, else the model's default (60 s)."""
     for value in (
         getattr(ctx.target, "rpo_target_seconds", None),
         ctx.state.get("rpo_target_seconds"),
-        ctx.target.connection.get("rpo_target_seconds"),
     ):
         if value is not None:
             return float(value)
@@ -349,14 +287,14 @@ def consistency_probe(ctx: ExecutionContext) -> StepResult:
         started = time.monotonic()
         source = p.local_state()
         if source.role != "PRIMARY":
-            return _fail(f"{source.replica} is {source.role}: roles changed during the drill")
+            return fail(f"{source.replica} is {source.role}: roles changed during the drill")
         marks = {
             n: int(row["last_hardened_lsn"])
             for n, row in source.databases.items()
             if row.get("last_hardened_lsn") is not None
         }
         if not marks:
-            return _fail("marker unavailable on the primary", marker_unavailable=True)
+            return fail("marker unavailable on the primary", marker_unavailable=True)
         while True:
             replica = d.local_state()
             redone = {n: replica.databases.get(n, {}).get("last_redone_lsn") for n in marks}
@@ -369,13 +307,13 @@ def consistency_probe(ctx: ExecutionContext) -> StepResult:
     data: dict[str, Any] = {
         "rpo_target_seconds": target,
         "probe_marker": str(marks.get(name)),
-        "dr_redone_lsn": _lsn(redone.get(name)),
+        "dr_redone_lsn": lsn_text(redone.get(name)),
         "primary": source.replica,
         "secondary": replica.replica,
     }
     if behind:
         behind_text = {n: str(m) for n, m in behind.items()}
-        return _fail(f"{replica.replica} had not redone past {behind_text} in {limit:g} s", **data)
+        return fail(f"{replica.replica} had not redone past {behind_text} in {limit:g} s", **data)
     data["rpo_measured_seconds"] = round(elapsed, 3)
     detail = (
         f"{replica.replica} redid past the primary's hardened LSN in {elapsed:.3f} s "
@@ -385,45 +323,9 @@ def consistency_probe(ctx: ExecutionContext) -> StepResult:
 
 
 def roles_unchanged(ctx: ExecutionContext) -> StepResult:
-    obs = _observe(ctx)
+    obs = observe_now(ctx)
     roles = {s.site: str(s.details.get("role")) for s in (obs.primary, obs.dr)}
     before = ctx.state.get("roles_before")
     if before and roles != before:
-        return _fail(f"roles changed during the drill: {before} -> {roles}", roles=roles)
+        return fail(f"roles changed during the drill: {before} -> {roles}", roles=roles)
     return StepResult(True, f"roles unchanged: {roles}", {"roles": roles})
-
-
-def drill_steps(target: Target) -> list[PlanStep]:
-    seconds = _observe_seconds(target)
-    return [
-        PlanStep(
-            "replicas_reachable",
-            Phase.PRECHECK,
-            check_reachable,
-            "Both replicas answer; exactly one PRIMARY.",
-            timeout_seconds=seconds,
-        ),
-        PlanStep(
-            "replication_streaming",
-            Phase.PRECHECK,
-            lambda ctx: _healthy(ctx, False),
-            "Replication streaming, both replicas healthy.",
-            timeout_seconds=seconds,
-        ),
-        PlanStep(
-            "consistency_probe",
-            Phase.STEP,
-            consistency_probe,
-            "Read-only probe: the primary's hardened LSN, then the DR replica polled until it "
-            "has redone past it (measured RPO). No marker row is written: the lab double has "
-            "no writable table; roles never change.",
-            timeout_seconds=MAX_PROBE_SECONDS + 3 * seconds,
-        ),
-        PlanStep(
-            "roles_unchanged",
-            Phase.POSTCHECK,
-            roles_unchanged,
-            "The roles are as before the drill.",
-            timeout_seconds=seconds,
-        ),
-    ]

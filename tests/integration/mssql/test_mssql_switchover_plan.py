@@ -12,7 +12,8 @@ import time
 import pytest
 
 from connectors.contract import NotSupported, Phase, Target, Verified
-from connectors.platforms.mssql_plan import LAG_LIMIT_SECONDS, bracketed, failover_sql, resume_sql
+from connectors.platforms.mssql_plan import bracketed, failover_sql, resume_sql
+from connectors.platforms.mssql_steps import LAG_LIMIT_SECONDS
 
 from .conftest import sql
 from .execution_helpers import (
