@@ -27,6 +27,16 @@ BOOTSTRAP_ID = "bc-bootstrap"
 # The current-user endpoint of the API, when the server has one (the app falls back to the
 # user embedded in the page; probing a missing URL would log a 404 in the browser console).
 ME_PATH = "/api/v1/me/"
+# Endpoints that arrive with other parts of the service: the page says which ones this server
+# has, so the app shows "not available" without asking (each miss would be a console error).
+OPTIONAL_ENDPOINTS = {
+    "me": ME_PATH,
+    "history": "/api/v1/resources/1/history/",
+    "collect": "/api/v1/resources/1/collect/",
+    "prechecks": "/api/v1/requests/1/prechecks/",
+    "evidence": "/api/v1/requests/1/evidence/",
+    "executions": "/api/v1/executions/1/",
+}
 
 # Where the OIDC backend leaves the reason a single sign-on was refused (bcservice.auth.session).
 SSO_ERROR_SESSION_KEY = "bc_sso_error"
@@ -60,6 +70,7 @@ def bootstrap_data(request: HttpRequest) -> dict:
     user = request.user
     return {
         "me_url": ME_PATH if api_has(ME_PATH) else None,
+        "endpoints": {name: api_has(path) for name, path in OPTIONAL_ENDPOINTS.items()},
         "login_url": str(settings.LOGIN_URL),
         "logout_url": reverse("app-logout"),
         "user": {

@@ -29,5 +29,7 @@ export default defineConfig(({ command }) => ({
     css: false,
     restoreMocks: true,
     unstubGlobals: true,
+    // Generous: CI machines run the Python suite alongside (user-event typing is slow there).
+    testTimeout: 30_000,
   },
 }));

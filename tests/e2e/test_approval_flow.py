@@ -13,12 +13,33 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from connectors.contract import Connector
+from connectors.registry import get_connector
 from tests.e2e.conftest import PASSWORD, LiveApp
 
 pytestmark = pytest.mark.e2e
 
-RESOURCE = "orders-pg"  # tier 1, production, the lab's real PostgreSQL primary/standby pair
 TARGET_SITE = "dublin-dc2"
+# The demo's tier-1 production resources on the lab, in order of preference: the first whose
+# connector has execution plans is used. MongoDB first: its switchover runs entirely against the
+# lab's simulator, while the PostgreSQL pair's needs a host action for the rejoin.
+CANDIDATES = (("catalog-mongo", "mongodb"), ("orders-pg", "postgres"), ("payments-mssql", "mssql"))
+
+
+def _plannable(platform: str) -> bool:
+    try:
+        connector = get_connector(platform)
+    except Exception:  # noqa: BLE001 - a connector that does not import cannot run anything
+        return False
+    return type(connector).plan is not Connector.plan
+
+
+@pytest.fixture(scope="module")
+def resource() -> str:
+    for name, platform in CANDIDATES:
+        if _plannable(platform):
+            return name
+    pytest.skip("no lab connector has execution plans yet")
 
 
 @dataclass
@@ -70,15 +91,15 @@ def _assert_quiet(*people: Person) -> None:
         assert person.problems == [], f"{person.name}: {person.problems}"
 
 
-def _open_request(person: Person, request_id: str) -> None:
+def _open_request(person: Person, request_id: str, resource: str) -> None:
     page = person.page
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Waiting for me").click()
     page.get_by_role("link", name=f"#{request_id}", exact=True).click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Switchover of {RESOURCE}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Switchover of {resource}")
 
 
-def _approve(person: Person, request_id: str, comment: str) -> None:
-    _open_request(person, request_id)
+def _approve(person: Person, request_id: str, resource: str, comment: str) -> None:
+    _open_request(person, request_id, resource)
     page = person.page
     page.get_by_label("Comment").fill(comment)
     page.get_by_role("button", name="Approve").click()
@@ -86,14 +107,14 @@ def _approve(person: Person, request_id: str, comment: str) -> None:
 
 
 def test_tier1_switchover_from_request_to_succeeded(
-    browser: Browser, live_app: LiveApp, artifacts: Path
+    browser: Browser, live_app: LiveApp, artifacts: Path, resource: str
 ) -> None:
     operator = Person.sign_in(browser, live_app, "e2e-requester", PASSWORD)
     page = operator.page
 
     # The status board shows the lab's resources with their state in words.
     board = page.get_by_role("table", name=re.compile("^Resources"))
-    row = board.get_by_role("row").filter(has=page.get_by_role("link", name=RESOURCE, exact=True))
+    row = board.get_by_role("row").filter(has=page.get_by_role("link", name=resource, exact=True))
     expect(row).to_contain_text(re.compile(r"Green|Yellow|Red"))
     expect(row).to_contain_text(re.compile(r"Visible|No visibility"))
     page.screenshot(path=str(artifacts / "status-board.png"), full_page=True)
@@ -101,7 +122,7 @@ def test_tier1_switchover_from_request_to_succeeded(
     # Create: the policy that will apply is shown before submitting.
     page.get_by_role("link", name="New request").click()
     page.get_by_label("Kind").select_option("switchover")
-    page.get_by_label("Resource", exact=True).select_option(label=f"{RESOURCE} (tier 1)")
+    page.get_by_label("Resource", exact=True).select_option(label=f"{resource} (tier 1)")
     preview = page.get_by_role("complementary", name="Policy that will apply")
     expect(preview).to_contain_text("2 distinct people, not the requester")
     expect(preview).to_contain_text("IT approver")
@@ -121,10 +142,10 @@ def test_tier1_switchover_from_request_to_succeeded(
 
     # Two approvers with different roles, each in their own browser.
     it = Person.sign_in(browser, live_app, "demo-it", "it-pass-2026")
-    _approve(it, request_id, "IT: standby healthy")
+    _approve(it, request_id, resource, "IT: standby healthy")
     expect(it.page.get_by_role("region", name="Approvals")).to_contain_text("1 more needed")
     business = Person.sign_in(browser, live_app, "demo-business", "business-pass-2026")
-    _approve(business, request_id, "Business: window agreed")
+    _approve(business, request_id, resource, "Business: window agreed")
     expect(business.page.get_by_role("heading", level=1)).to_contain_text("Approved")
 
     # Start: prechecks first, then the typed name.
@@ -137,17 +158,20 @@ def test_tier1_switchover_from_request_to_succeeded(
     page.get_by_role("button", name="Run prechecks").click()
     report = page.get_by_role("region", name="Start")
     expect(
-        report.get_by_text(re.compile(r"prechecks (passed|failed)|cannot run here"))
+        report.get_by_text(
+            re.compile(r"Every precheck passed|Some prechecks failed|cannot run here")
+        )
     ).to_be_visible(timeout=60_000)
     unsupported = report.get_by_text("This request cannot run here")
     if unsupported.count():
         _assert_quiet(operator, it, business)
         pytest.skip(f"the lab cannot run it yet: {unsupported.inner_text()}")
-    confirm = page.get_by_label(f"Type {RESOURCE} to confirm")
+    expect(report.get_by_text("Every precheck passed")).to_be_visible()
+    confirm = page.get_by_label(f"Type {resource} to confirm")
     start = page.get_by_role("button", name="Start switchover")
-    confirm.fill(RESOURCE[:-1])
+    confirm.fill(resource[:-1])
     expect(start).to_be_disabled()
-    confirm.fill(RESOURCE)
+    confirm.fill(resource)
     expect(start).to_be_enabled()
     start.click()
 
@@ -159,6 +183,6 @@ def test_tier1_switchover_from_request_to_succeeded(
     expect(heading).to_contain_text(re.compile("Succeeded|Failed"), timeout=180_000)
     page.screenshot(path=str(artifacts / "execution.png"), full_page=True)
     expect(heading).to_contain_text("Succeeded")
-    expect(page.get_by_role("region", name="Data-loss conclusion")).to_contain_text(RESOURCE)
+    expect(page.get_by_role("region", name="Data-loss conclusion")).to_contain_text(resource)
 
     _assert_quiet(operator, it, business)

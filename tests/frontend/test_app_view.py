@@ -72,6 +72,14 @@ def test_embeds_the_user_and_roles(operator_client: Client) -> None:
     # Only named when the API has it, so the browser never probes a missing URL.
     assert data["me_url"] in (None, "/api/v1/me/")
     assert (data["me_url"] is not None) == views.api_has("/api/v1/me/")
+    # Which optional endpoints exist, so the app never probes a missing one.
+    assert set(data["endpoints"]) == set(views.OPTIONAL_ENDPOINTS)
+    assert data["endpoints"]["history"] is views.api_has("/api/v1/resources/1/history/")
+
+
+def test_api_has_tells_routes_from_missing_ones() -> None:
+    assert views.api_has("/api/v1/resources/")
+    assert not views.api_has("/api/v1/no-such-thing/")
 
 
 @needs_build

@@ -1,5 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from './client';
+import { serverHas } from './me';
 import { POLL } from './queryClient';
 import type { Execution, ExecutionState, Page } from './types';
 
@@ -51,7 +52,7 @@ export function useEvidenceAvailable(requestId: number, enabled: boolean) {
       await api<unknown>(`requests/${requestId}/evidence/`, { query: { format: 'json' }, signal });
       return true;
     },
-    enabled,
+    enabled: enabled && serverHas('evidence'),
     staleTime: 60_000,
     retry: false,
   });

@@ -1,5 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from './client';
+import { serverHas } from './me';
 import { POLL } from './queryClient';
 import type { Group, History, Page, Resource, Site } from './types';
 
@@ -50,6 +51,7 @@ export function useHistory(id: number) {
       const since = new Date(Date.now() - HISTORY_HOURS * 3600_000).toISOString();
       return api<History>(`resources/${id}/history/`, { query: { since }, signal });
     },
+    enabled: serverHas('history'),
     refetchInterval: POLL.history,
   });
 }

@@ -7,6 +7,8 @@ export interface Bootstrap {
   login_url?: string;
   logout_url?: string;
   me_url?: string | null;
+  /** Which optional endpoints this server has (frontend/views.py OPTIONAL_ENDPOINTS). */
+  endpoints?: Record<string, boolean>;
 }
 
 /** The page's bootstrap data: frontend/views.py embeds who is logged in, their roles and
@@ -19,6 +21,11 @@ export function bootstrap(doc: Document = document): Bootstrap {
   } catch {
     return {};
   }
+}
+
+/** False when the page says the server lacks this endpoint; true when it has it or cannot say. */
+export function serverHas(endpoint: string): boolean {
+  return bootstrap().endpoints?.[endpoint] ?? true;
 }
 
 export function bootstrapUser(doc: Document = document): Me | null {

@@ -39,7 +39,7 @@ export function Evidence({ execution }: { execution: Execution }) {
       <p>
         {report.isSuccess ? (
           <a href={href}>Evidence report for request #{execution.request}</a>
-        ) : report.isPending ? (
+        ) : report.isFetching ? (
           <span className="muted">Looking for the evidence report…</span>
         ) : (
           <span className="muted">The evidence report is not available on this server yet.</span>

@@ -1,6 +1,6 @@
 import type { Step } from '../../api/types';
 import { PhaseBadge } from '../../components/StateBadge';
-import { formatDuration, formatTime, secondsSince } from '../../lib/format';
+import { formatClock, formatDuration, formatTime, secondsSince } from '../../lib/format';
 
 const PHASES: [string, string][] = [
   ['precheck', 'Prechecks'],
@@ -63,14 +63,16 @@ export function StepsTable({ steps, now }: { steps: Step[]; now: number }) {
                       <div className="sub">Pauses for an operator before running</div>
                     ) : null}
                   </th>
-                  <td>{s.resource}</td>
+                  <td className="nowrap">{s.resource}</td>
                   <td>
                     <PhaseBadge state={s.state ?? 'pending'} />
                     {(s.attempts ?? 0) > 1 ? (
                       <div className="sub">{s.attempts} attempts</div>
                     ) : null}
                   </td>
-                  <td>{formatTime(s.started_at)}</td>
+                  <td className="nowrap" title={formatTime(s.started_at)}>
+                    {s.started_at ? formatClock(new Date(s.started_at).getTime()) : '—'}
+                  </td>
                   <td className="num">
                     <Duration step={s} now={now} />
                   </td>

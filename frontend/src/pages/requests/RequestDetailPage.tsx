@@ -1,6 +1,7 @@
 import { Link, useParams } from 'react-router';
 import { ApiError } from '../../api/client';
 import { useExecutionsForRequest } from '../../api/executions';
+import { serverHas } from '../../api/me';
 import { useRequest } from '../../api/requests';
 import type { RequestDetail } from '../../api/types';
 import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
@@ -14,8 +15,9 @@ import { VotePanel } from './VotePanel';
 const HAS_EXECUTION = ['running', 'succeeded', 'failed'];
 
 function Executions({ request }: { request: RequestDetail }) {
-  const executions = useExecutionsForRequest(request.id, HAS_EXECUTION.includes(request.state));
-  if (!HAS_EXECUTION.includes(request.state)) return null;
+  const shown = HAS_EXECUTION.includes(request.state) && serverHas('executions');
+  const executions = useExecutionsForRequest(request.id, shown);
+  if (!shown) return null;
   if (executions.isPending) return <Loading what="the execution" />;
   if (executions.isError) return <ErrorMessage error={executions.error} />;
   if (!executions.data.length) return <p className="muted">No execution found for this request.</p>;

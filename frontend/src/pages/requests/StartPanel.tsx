@@ -1,6 +1,7 @@
 import { useId, useState, type FormEvent } from 'react';
 import { useNavigate } from 'react-router';
 import { ApiError, errorMessage } from '../../api/client';
+import { serverHas } from '../../api/me';
 import { usePrechecks, useStart } from '../../api/requests';
 import type { RequestDetail } from '../../api/types';
 import { NotAvailable } from '../../components/Banner';
@@ -19,7 +20,9 @@ export function StartPanel({ request, name }: { request: RequestDetail; name: st
   if (request.state !== 'approved') return null;
 
   const report = prechecks.data;
-  const precheckMissing = prechecks.error instanceof ApiError && prechecks.error.notAvailable;
+  const precheckMissing =
+    !serverHas('prechecks') ||
+    (prechecks.error instanceof ApiError && prechecks.error.notAvailable);
   const prechecksSeen = report !== undefined || precheckMissing;
   const errors = start.error instanceof ApiError ? start.error.fieldErrors : {};
   const matches = typed.trim() === name;
@@ -41,7 +44,11 @@ export function StartPanel({ request, name }: { request: RequestDetail; name: st
       <h2 id="start-title">Start</h2>
       <h3>1. Prechecks</h3>
       <p className="meta">Read-only checks of the targets, run now. Nothing changes.</p>
-      <button type="button" onClick={() => prechecks.mutate()} disabled={prechecks.isPending}>
+      <button
+        type="button"
+        onClick={() => prechecks.mutate()}
+        disabled={prechecks.isPending || !serverHas('prechecks')}
+      >
         {prechecks.isPending
           ? 'Running prechecks…'
           : report

@@ -1,5 +1,6 @@
 import { ApiError } from '../../api/client';
 import { HISTORY_HOURS, useHistory } from '../../api/inventory';
+import { serverHas } from '../../api/me';
 import type { Resource } from '../../api/types';
 import { ErrorMessage, Loading, NotAvailable, StaleDataBanner } from '../../components/Banner';
 import { LagChart } from '../../components/LagChart';
@@ -7,6 +8,7 @@ import { LagChart } from '../../components/LagChart';
 export function HistorySection({ resource }: { resource: Resource }) {
   const history = useHistory(resource.id);
   const body = (() => {
+    if (!serverHas('history')) return <NotAvailable what="Lag history" />;
     if (history.isPending) return <Loading what="lag history" />;
     if (history.isError && !history.data) {
       return history.error instanceof ApiError && history.error.notAvailable ? (

@@ -1,7 +1,7 @@
 import { Link, useParams } from 'react-router';
 import { ApiError, errorMessage } from '../../api/client';
 import { useCollectNow, useResource } from '../../api/inventory';
-import { hasRole, useMe } from '../../api/me';
+import { hasRole, serverHas, useMe } from '../../api/me';
 import { useRequests } from '../../api/requests';
 import type { Resource } from '../../api/types';
 import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
@@ -17,7 +17,7 @@ import { Observation, Reasons } from './Observation';
 function CollectNow({ resource }: { resource: Resource }) {
   const me = useMe();
   const collect = useCollectNow(resource.id);
-  if (!hasRole(me.data, 'operator', 'admin')) return null;
+  if (!hasRole(me.data, 'operator', 'admin') || !serverHas('collect')) return null;
   return (
     <div className="inline-action">
       <button type="button" onClick={() => collect.mutate()} disabled={collect.isPending}>
