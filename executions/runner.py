@@ -378,5 +378,6 @@ def _finish(execution_id: int, *, succeeded: bool, reason: str) -> None:
                 tier=services._tier(request),
                 environment=services._environment(request),
                 payload={"execution": execution.pk, "request": request.pk},
+                resource_id=request.resource_id,
             )
         )

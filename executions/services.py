@@ -125,6 +125,7 @@ def execution_start(
                 tier=_tier(locked),
                 environment=_environment(locked),
                 payload={"execution": execution.pk, "request": locked.pk},
+                resource_id=locked.resource_id,
             )
         )
     return execution
