@@ -410,11 +410,13 @@ class MongoReplicaSetSimulator(ExecutionCommands, DataCommands, WireServing):
                     ],
                 },
             }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.chmod(0o600)  # it holds the lab passwords
-        tmp.replace(self.state_path)
+            # Still under the lock: election timers and command handlers save concurrently,
+            # and they share the temporary file.
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            tmp.chmod(0o600)  # it holds the lab passwords
+            tmp.replace(self.state_path)
 
 
 def _stop_all(servers: list[MockupDB]) -> None:

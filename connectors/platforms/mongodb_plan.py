@@ -195,7 +195,9 @@ def _raise_target_priority(ctx: ExecutionContext) -> StepResult:
                 "priorities_before",
                 {target: float(mine.get("priority", 1)), other: float(theirs.get("priority", 1))},
             )
-            wanted = max(float(theirs.get("priority", 1)), 1.0)
+            # Equal, not higher: a higher priority would start a priority takeover on its own
+            # time, without the stepdown's catch-up guarantee. A primary's priority is > 0.
+            wanted = float(theirs.get("priority", 1))
             if float(mine.get("priority", 1)) >= wanted and mine.get("votes", 1):
                 checks.unfreeze(ctx, target)
                 return StepResult(

@@ -76,7 +76,9 @@ class Checks:
         detail = f"{mine.endpoint} holds the {mine.role} group, {other.endpoint} the {other.role}"
         if mine.role == Role.PRIMARY:
             detail += ": the target already holds the primary"
-        return StepResult(ok=ok, detail=detail, data={"marker_before": obs.dr_marker})
+        # Snowflake has no position on the primary: the secondary's snapshot is informative
+        # only, not the evidence's marker_before.
+        return StepResult(ok=ok, detail=detail, data={"last_refresh_snapshot": obs.dr_marker})
 
     def replication_not_broken(self, ctx: ExecutionContext) -> StepResult:
         obs, _, _ = self._look(ctx)
