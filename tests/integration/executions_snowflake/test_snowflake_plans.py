@@ -3,15 +3,15 @@
 Each step function gets an ExecutionContext built here (no Django, no runner) and runs in plan
 order, stopping at the first failure as the runner does. The lab records every statement with
 the account and user that sent it, and executes ALTER FAILOVER GROUP against its state file, so
-the tests check what was sent and then look at both accounts again with ``observe()``.
+the tests check what was sent and then look at both accounts again with ``observe()``. No
+database is needed; the end-to-end run through the runner is in test_snowflake_execution_e2e.
 """
 
 from __future__ import annotations
 
 import functools
-import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,19 +32,9 @@ from connectors.contract import (
 from connectors.lab import snowflake_sim
 from connectors.platforms.snowflake import SnowflakeConnector
 
+pytestmark = pytest.mark.integration  # the deadline fixture is in conftest.py
+
 GROUP = snowflake_sim.GROUP
-
-
-@pytest.fixture(autouse=True)
-def _deadline() -> Iterator[None]:
-    def expired(signum: int, frame: Any) -> None:
-        raise TimeoutError("test exceeded 60 s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass(frozen=True)
