@@ -208,7 +208,7 @@ class AgState:
         mode), run on ``name``; only the primary may change the group's configuration."""
         with self.lock:
             if self.get(name).role != "PRIMARY":
-                raise QueryError(NOT_PRIMARY_FOR_MODIFY.format(ag=self.ag_name), number=41190)
+                raise QueryError(NOT_PRIMARY_FOR_MODIFY.format(ag=self.ag_name))
             found = next((r for r in self.replicas if r.name.lower() == replica.lower()), None)
             if found is None:
                 raise QueryError(NO_SUCH_REPLICA.format(ag=self.ag_name, name=replica))

@@ -74,6 +74,10 @@ def test_approved_switchover_runs_through_the_runner(
     assert found["evidence"]["caught_up_to"] == step.data["caught_up_to"]
     assert int(found["evidence"]["caught_up_to"]) >= int(found["evidence"]["marker_before"])
     assert 0 < found["evidence"]["write_unavailable_seconds"] < 1.0
+    print(
+        f"switchover through the runner: {execution.evidence['total_seconds']} s, writes "
+        f"unavailable {found['evidence']['write_unavailable_seconds']} s"
+    )
     # No secret reached the steps or the audit log; the chain verifies.
     stored = json.dumps(
         [[s.detail, s.data] for s in steps]

@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pyodbc
 import pytest
 
 from connectors.contract import Replication, Verified
@@ -247,3 +248,23 @@ def test_loss_window_rules() -> None:
     # No commit time at all: marker unavailable.
     dr.databases["appdb"]["last_commit_time"] = None
     assert loss_window(ctx, dr, None)[0] is None
+
+
+def test_availability_mode_changes_on_the_primary_only(lab) -> None:
+    modify = (
+        "ALTER AVAILABILITY GROUP [bc-ag] MODIFY REPLICA ON N'SQLDR' "
+        "WITH (AVAILABILITY_MODE = ASYNCHRONOUS_COMMIT)"
+    )
+    with pytest.raises(pyodbc.Error, match="local availability replica is not"):
+        sql(lab, "dr", modify, purpose="execute")
+    with pytest.raises(pyodbc.Error, match="15151"):
+        sql(lab, "primary", modify)  # the monitoring login
+    sql(lab, "primary", modify, purpose="execute")
+    [[row]] = sql(
+        lab, "dr", "SELECT synchronization_state_desc, synchronization_health_desc "
+        "FROM sys.dm_hadr_database_replica_states WHERE is_local = 1",
+    )  # fmt: skip
+    assert row == {"synchronization_state_desc": "SYNCHRONIZING",
+                   "synchronization_health_desc": "HEALTHY"}  # fmt: skip
+    with pytest.raises(pyodbc.Error, match="41142"):
+        sql(lab, "dr", FAILOVER, purpose="execute")

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from connectors.contract import NotSupported, Phase, Target, Verified
+from connectors.contract import NotSupported, Outcome, Phase, Target, Verified
+from connectors.platforms.mssql import ReplicaError
 from connectors.platforms.mssql_plan import bracketed, failover_sql, resume_sql
-from connectors.platforms.mssql_steps import LAG_LIMIT_SECONDS
+from connectors.platforms.mssql_steps import LAG_LIMIT_SECONDS, send_and_wait
 
 from .conftest import sql
 from .execution_helpers import (
@@ -259,3 +260,18 @@ def test_execution_credentials_are_not_fetched_by_prechecks(lab) -> None:
             creds.step = step.name
             assert step.run(ctx).ok
     assert {purpose for _, purpose in creds.fetched} == {"monitor"}
+
+
+class _NoAnswer:
+    """A session whose failover statement gets no answer (query timeout)."""
+
+    def run(self, sql: str, timeout: int | None = None) -> None:
+        raise ReplicaError("127.0.0.1:1: HYT00: Timeout expired", Outcome.TIMEOUT)
+
+
+def test_a_failover_statement_without_answer_is_state_unknown(lab) -> None:
+    ctx = context(lab, "switchover", "dr")
+    after, _, failed = send_and_wait(ctx, _NoAnswer(), "SQLDR", FAILOVER)
+    # Not a refusal: the target is asked (read-only) and the step fails, never re-sent.
+    assert after is None and "State unknown" in failed
+    assert "the replica now says: not_done" in failed
