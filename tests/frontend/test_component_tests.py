@@ -38,3 +38,21 @@ def test_typescript_type_check() -> None:
 def test_component_tests() -> None:
     result = _npm("test", timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
+
+
+def test_generated_types_match_the_committed_schema(tmp_path: Path) -> None:
+    """src/api/schema.d.ts is `npm run gen:types` of docs/openapi.yaml, kept in step with it."""
+    out = tmp_path / "schema.d.ts"
+    result = subprocess.run(
+        ["npx", "--no-install", "openapi-typescript", "../docs/openapi.yaml", "-o", str(out)],
+        cwd=FRONTEND,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    committed = (FRONTEND / "src" / "api" / "schema.d.ts").read_text()
+    assert out.read_text() == committed, (
+        "frontend/src/api/schema.d.ts is stale: run `cd frontend && npm run gen:types` "
+        "after regenerating docs/openapi.yaml, then `npm run typecheck`"
+    )

@@ -23,7 +23,7 @@ export interface RequestFilters {
   pageSize?: number;
 }
 
-const ACTIVE: RequestState[] = ['pending_approval', 'approved', 'running'];
+const ACTIVE: string[] = ['pending_approval', 'approved', 'running'];
 
 export function useRequests(filters: RequestFilters, poll = POLL.board) {
   return useQuery({

@@ -4,6 +4,125 @@
  */
 
 export interface paths {
+    "/api/v1/audit/checkpoints/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Signed checkpoints, newest first, exactly as exported. */
+        get: operations["v1_audit_checkpoints_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/config-history/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The configuration histories that can be exported. */
+        get: operations["audit_config_history_sources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/config-history/{name}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Who changed what and when, for one registered configuration model. */
+        get: operations["v1_audit_config_history_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/events/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Auditor and admin may read; no role may write (RolePermission with no write roles). */
+        get: operations["v1_audit_events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/public-keys/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The public key(s) checkpoints are verified with, for offline verification. */
+        get: operations["v1_audit_public_keys_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/verify/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Verify the whole chain, and against every exported signed checkpoint. */
+        get: operations["v1_audit_verify_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/options/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How one may log in here */
+        get: operations["v1_auth_options_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/breakglass/": {
         parameters: {
             query?: never;
@@ -151,6 +270,23 @@ export interface paths {
         options?: never;
         head?: never;
         patch: operations["v1_groups_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/me/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller: roles, scope, login method */
+        get: operations["v1_me_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/policies/": {
@@ -458,6 +594,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description * `created` - created
+         *     * `changed` - changed
+         *     * `deleted` - deleted
+         * @enum {string}
+         */
+        ActionEnum: "created" | "changed" | "deleted";
         ApprovalRow: {
             id: number;
             approver: string;
@@ -488,6 +631,26 @@ export interface components {
             missing_roles: string[];
             still_needed: number;
             satisfied: boolean;
+        };
+        ApproverMfa: {
+            required: boolean;
+            ok: boolean;
+            reason: string;
+            withheld_roles: string[];
+        };
+        /**
+         * @description * `oidc` - oidc
+         *     * `password` - password
+         *     * `token` - token
+         *     * `session` - session
+         * @enum {string}
+         */
+        AuthMethodEnum: "oidc" | "password" | "token" | "session";
+        AuthOptions: {
+            oidc: boolean;
+            oidc_login_url: string;
+            local_login: components["schemas"]["LocalLoginEnum"];
+            sso_error: string;
         };
         BreakGlass: {
             readonly id: number;
@@ -528,6 +691,32 @@ export interface components {
             /** Format: int64 */
             group?: number | null;
         };
+        Change: {
+            field: string;
+            old: unknown;
+            new: unknown;
+        };
+        /** @description A signed checkpoint document as exported, plus where it was exported to. */
+        Checkpoint: {
+            readonly format: string;
+            readonly version: number;
+            readonly seq: number;
+            readonly hash: string;
+            /** Format: date-time */
+            readonly at: string;
+            readonly key_id: string;
+            readonly signature: string;
+            readonly exported_to: unknown;
+        };
+        CheckpointStatus: {
+            ok: boolean;
+            sources: string[];
+            found: number;
+            verified: number;
+            latest_seq: number | null;
+            latest_at: string | null;
+            problems: string[];
+        };
         CommentRequest: {
             /** @default  */
             comment: string;
@@ -549,6 +738,23 @@ export interface components {
          * @enum {string}
          */
         EnvironmentEnum: "production" | "staging" | "development" | "test";
+        Event: {
+            readonly seq: number;
+            /** Format: date-time */
+            readonly at: string;
+            readonly actor_id: number | null;
+            readonly actor_name: string;
+            readonly action: string;
+            readonly object_type: string;
+            readonly object_id: string;
+            readonly object_name: string;
+            readonly before: unknown;
+            readonly after: unknown;
+            readonly request_id: string;
+            readonly context: string;
+            readonly prev_hash: string;
+            readonly hash: string;
+        };
         Execution: {
             readonly id: number;
             request: number;
@@ -642,6 +848,27 @@ export interface components {
             resolution_seconds: number;
             samples: number;
         };
+        HistoryRecord: {
+            history_id: number;
+            /** Format: date-time */
+            at: string;
+            action: components["schemas"]["ActionEnum"];
+            actor_id: number | null;
+            actor_name: string;
+            object_id: string;
+            object_name: string;
+            changes: components["schemas"]["Change"][];
+            values: {
+                [key: string]: unknown;
+            };
+            reason: string;
+        };
+        HistorySource: {
+            name: string;
+            model: string;
+            description: string;
+            url: string;
+        };
         /**
          * @description * `failover` - Failover
          *     * `switchover` - Switchover
@@ -650,6 +877,27 @@ export interface components {
          * @enum {string}
          */
         KindEnum: "failover" | "switchover" | "failback" | "drill";
+        /**
+         * @description * `all` - all
+         *     * `breakglass` - breakglass
+         *     * `none` - none
+         * @enum {string}
+         */
+        LocalLoginEnum: "all" | "breakglass" | "none";
+        Me: {
+            /**
+             * Resources
+             * @description "all", or a list of ids
+             */
+            groups: unknown;
+            username: string;
+            display_name: string;
+            email: string;
+            roles: string[];
+            auth_method: components["schemas"]["AuthMethodEnum"];
+            breakglass: boolean;
+            approver_mfa: components["schemas"]["ApproverMfa"];
+        };
         Member: {
             id: number;
             name: string;
@@ -671,6 +919,33 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["BreakGlass"][];
+        };
+        PaginatedCheckpointList: {
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cD00ODY%3D"
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cj0xJnA9NDg3
+             */
+            previous?: string | null;
+            results: components["schemas"]["Checkpoint"][];
+        };
+        PaginatedEventList: {
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cD00ODY%3D"
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cj0xJnA9NDg3
+             */
+            previous?: string | null;
+            results: components["schemas"]["Event"][];
+            checkpoint?: Record<string, never> | null;
         };
         PaginatedExecutionList: {
             /** @example 123 */
@@ -701,6 +976,19 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["Group"][];
+        };
+        PaginatedHistoryRecordList: {
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cD00ODY%3D"
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?cursor=cj0xJnA9NDg3
+             */
+            previous?: string | null;
+            results: components["schemas"]["HistoryRecord"][];
         };
         PaginatedPolicyList: {
             /** @example 123 */
@@ -894,6 +1182,10 @@ export interface components {
             approval_validity_seconds: number;
             flap_window_seconds: number;
         };
+        PublicKey: {
+            key_id: string;
+            pem: string;
+        };
         Reason: {
             code: string;
             message: string;
@@ -914,7 +1206,7 @@ export interface components {
             readonly change_ticket: string;
             readonly requested_by: string;
             readonly requested_by_id: number;
-            readonly state: components["schemas"]["State5eeEnum"];
+            readonly state: components["schemas"]["RequestStateEnum"];
             readonly state_reason: string;
             /** Format: date-time */
             readonly state_changed_at: string | null;
@@ -964,7 +1256,8 @@ export interface components {
             readonly change_ticket: string;
             readonly requested_by: string;
             readonly requested_by_id: number;
-            readonly state: components["schemas"]["State5eeEnum"];
+            /** @description See RequestStateEnum. */
+            readonly state: string;
             readonly state_reason: string;
             /** Format: date-time */
             readonly state_changed_at: string | null;
@@ -998,6 +1291,18 @@ export interface components {
             readonly why_not_start: string;
             readonly start_blocker: string;
         };
+        /**
+         * @description * `pending_approval` - Pending approval
+         *     * `approved` - Approved
+         *     * `rejected` - Rejected
+         *     * `expired` - Expired
+         *     * `cancelled` - Cancelled
+         *     * `running` - Running
+         *     * `succeeded` - Succeeded
+         *     * `failed` - Failed
+         * @enum {string}
+         */
+        RequestStateEnum: "pending_approval" | "approved" | "rejected" | "expired" | "cancelled" | "running" | "succeeded" | "failed";
         ResolvedFor: {
             tier: number;
             environment: string;
@@ -1127,18 +1432,6 @@ export interface components {
             execution: number;
             state: string;
         };
-        /**
-         * @description * `pending_approval` - Pending approval
-         *     * `approved` - Approved
-         *     * `rejected` - Rejected
-         *     * `expired` - Expired
-         *     * `cancelled` - Cancelled
-         *     * `running` - Running
-         *     * `succeeded` - Succeeded
-         *     * `failed` - Failed
-         * @enum {string}
-         */
-        State5eeEnum: "pending_approval" | "approved" | "rejected" | "expired" | "cancelled" | "running" | "succeeded" | "failed";
         /** @description The status object of API.md. ``age_seconds`` is how old the values shown are. */
         Status: {
             state: string;
@@ -1212,6 +1505,14 @@ export interface components {
          * @enum {integer}
          */
         TierEnum: 1 | 2 | 3;
+        Verify: {
+            ok: boolean;
+            events_checked: number;
+            first_bad_seq: number | null;
+            reason: string;
+            missing_tail_after: number | null;
+            checkpoints: components["schemas"]["CheckpointStatus"];
+        };
     };
     responses: never;
     parameters: never;
@@ -1221,6 +1522,192 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    v1_audit_checkpoints_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedCheckpointList"];
+                };
+            };
+        };
+    };
+    audit_config_history_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistorySource"][];
+                };
+            };
+        };
+    };
+    v1_audit_config_history_list: {
+        parameters: {
+            query?: {
+                /** @description User name. */
+                actor?: string;
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /**
+                 * @description json: cursor-paginated pages; jsonl and csv: one streamed file.
+                 *
+                 *     * `json` - json
+                 *     * `jsonl` - jsonl
+                 *     * `csv` - csv
+                 */
+                format?: "json" | "jsonl" | "csv";
+                object_id?: string;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                /** @description Inclusive, ISO 8601. */
+                since?: string;
+                /** @description Exclusive, ISO 8601. */
+                until?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedHistoryRecordList"];
+                };
+            };
+        };
+    };
+    v1_audit_events_list: {
+        parameters: {
+            query?: {
+                /** @description Actor user name. */
+                actor?: string;
+                actor_id?: number;
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /**
+                 * @description json: cursor-paginated pages; jsonl and csv: one streamed file.
+                 *
+                 *     * `json` - json
+                 *     * `jsonl` - jsonl
+                 *     * `csv` - csv
+                 */
+                format?: "json" | "jsonl" | "csv";
+                /** @description First sequence number. */
+                from_seq?: number;
+                /** @description Action prefix, e.g. 'request.'. */
+                kind?: string;
+                object_id?: string;
+                object_type?: string;
+                /** @description Number of results to return per page. */
+                page_size?: number;
+                /** @description Inclusive, ISO 8601. */
+                since?: string;
+                /** @description Last sequence number. */
+                to_seq?: number;
+                /** @description Exclusive, ISO 8601. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedEventList"];
+                };
+            };
+        };
+    };
+    v1_audit_public_keys_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicKey"][];
+                };
+            };
+        };
+    };
+    v1_audit_verify_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Verify"];
+                };
+            };
+        };
+    };
+    v1_auth_options_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthOptions"];
+                };
+            };
+        };
+    };
     v1_breakglass_list: {
         parameters: {
             query?: {
@@ -1519,6 +2006,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Group"];
+                };
+            };
+        };
+    };
+    v1_me_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Me"];
                 };
             };
         };

@@ -13,8 +13,9 @@ export type GroupMember = S['Member'];
 export type History = S['History'];
 export type HistoryPoint = S['HistoryPoint'];
 export type StatusSummary = S['StatusSummary'];
-export type RequestKind = S['KindEnum'];
-export type RequestState = S['State5eeEnum'];
+// Enums by the field that uses them: drf-spectacular's enum names can change between schemas.
+export type RequestKind = S['Request']['kind'];
+export type RequestState = S['Request']['state'];
 export type RequestRow = S['Request'];
 export type RequestDetail = S['RequestDetail'];
 export type RequestCreate = S['RequestCreateRequest'];
@@ -23,9 +24,9 @@ export type ApprovalsRequired = S['ApprovalsRequired'];
 export type PolicySummary = S['PolicySummary'];
 export type PolicyPreview = S['PolicyPreview'];
 export type Execution = S['Execution'];
-export type ExecutionState = S['ExecutionStateEnum'];
+export type ExecutionState = NonNullable<S['Execution']['state']>;
 export type Step = S['Step'];
-export type StepState = S['StepStateEnum'];
+export type StepState = NonNullable<S['Step']['state']>;
 export type StartBody = S['StartRequest'];
 export type Started = S['Started'];
 
