@@ -87,6 +87,9 @@ def build_target(resource: Resource, credentials: Callable[[str], Mapping[str, s
         heartbeat=heartbeat,
         timeout_seconds=float(resource.timeout_seconds),
         resource_id=resource.pk,
+        yellow_lag_seconds=float(resource.yellow_lag_seconds),
+        red_lag_seconds=float(resource.red_lag_seconds),
+        rpo_target_seconds=float(resource.rpo_target_seconds),
     )
 
 

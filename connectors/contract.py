@@ -129,6 +129,10 @@ class Target:
     heartbeat: HeartbeatConfig | None = None
     timeout_seconds: float = 5.0
     resource_id: int | None = None
+    # The resource's readiness thresholds, for plans' prechecks and drill pass marks.
+    yellow_lag_seconds: float | None = None
+    red_lag_seconds: float | None = None
+    rpo_target_seconds: float | None = None
 
 
 # --- Execution hooks -------------------------------------------------------------------------
