@@ -442,3 +442,17 @@ def test_collect_command(resource, fake, capsys):
     with pytest.raises(CommandError, match="unknown resource"):
         call_command("collect", "--resource", "nope", "--once")
     assert AuditEvent.objects.filter(action="resource.status_changed").last().context == "cli"
+
+
+@pytest.mark.django_db
+def test_collect_command_loop_prints_changes(resource, fake, capsys, monkeypatch):
+    original = tasks.Sweeper.run_until
+    monkeypatch.setattr(
+        tasks.Sweeper,
+        "run_until",
+        lambda self, deadline, stop=None: original(self, time.monotonic() + 0.5),
+    )
+    call_command("collect")
+    out = capsys.readouterr().out
+    assert "status changes below" in out
+    assert "orders-db" in out and "green" in out

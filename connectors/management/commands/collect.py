@@ -2,7 +2,8 @@
 
 ``--once``: one collection of every enabled resource (or of ``--resource``), due or not.
 Without ``--once`` it keeps going until interrupted: the sweep (what is due, looked at every
-second), or ``--resource`` again after each of its collection intervals.
+second; it prints the statuses that change), or ``--resource`` again after each of its
+collection intervals.
 """
 
 from __future__ import annotations
@@ -57,7 +58,15 @@ class Command(BaseCommand):
             self._table(list(report.statuses.values()))
             self.stdout.write(f"collected {report.collected}, status changes {report.changed}")
             return
-        with Sweeper(on_applied=lambda statuses: self._table(list(statuses.values()))) as sweeper:
+
+        # Looping, print only what changed: a full table every batch would bury the news.
+        def changed(statuses: dict[int, ResourceStatus]) -> None:
+            news = [s for s in statuses.values() if getattr(s, "status_changed", False)]
+            if news:
+                self._table(news)
+
+        self.stdout.write("collecting what is due every second; status changes below (Ctrl-C)")
+        with Sweeper(on_applied=changed) as sweeper:
             sweeper.run_until(float("inf"))
 
     def _table(self, statuses: list[ResourceStatus]) -> None:
