@@ -25,11 +25,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from audit.chain import GENESIS_HASH, ROW_FIELDS, Link, canonical_row, walk
+from audit.chain import GENESIS_HASH, ROW_FIELDS, Link, WalkResult, canonical_row, walk
 
 
 class ExportError(Exception):
-    """The file is not a readable export (exit status 2)."""
+    """The file or a key cannot be read at all (exit status 2)."""
+
+
+class MalformedExport(Exception):
+    """A line is not a JSON object: a damaged or cut-off file (verification fails)."""
 
 
 def _last_line(path: Path) -> bytes:
@@ -57,9 +61,9 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(raw)
             except ValueError as exc:
-                raise ExportError(f"line {number} is not JSON: {exc}") from exc
+                raise MalformedExport(f"line {number} is not JSON (damaged or cut off)") from exc
             if not isinstance(record, dict):
-                raise ExportError(f"line {number} is not a JSON object")
+                raise MalformedExport(f"line {number} is not a JSON object")
             yield record
 
 
@@ -94,9 +98,13 @@ def verify_export(
 
     report = Report()
     try:
-        trailer = json.loads(_last_line(path) or b"{}")
-    except (OSError, ValueError) as exc:
+        last_line = _last_line(path)
+    except OSError as exc:
         raise ExportError(f"cannot read {path}: {exc}") from exc
+    try:
+        trailer = json.loads(last_line or b"{}")
+    except ValueError:
+        trailer = None  # a cut-off last line: reported below as a missing trailer
     checkpoints = [_load_checkpoint(p) for p in checkpoint_files]
     has_trailer = isinstance(trailer, dict) and trailer.get("record") == "trailer"
     if has_trailer and trailer.get("checkpoint"):
@@ -134,25 +142,31 @@ def verify_export(
                 state["first"], state["first_prev"] = seq, row[12]
             state["events"] += 1
             state["last"] = seq
-            if seq in pinned:
+            if type(seq) is int and seq in pinned:
                 pinned_seen.add(seq)
             yield seq, row[12], row[13], canonical_row(row)
 
     stream = links()
-    first = next(stream, None)
-    if first is None:
-        result = walk([])
-    else:
-        start_prev = GENESIS_HASH if first[0] == 1 else first[1]
-        result = walk(
-            itertools.chain([first], stream),  # not a generator: closing it leaves stream open
-            expected_seq=first[0] if isinstance(first[0], int) else 1,
-            prev_hash=start_prev,
-            checkpoints=pinned,
-            allow_gaps=bool(header.get("filtered")),
-        )
-        for _ in stream:  # keep counting after a failure, for the trailer check
-            pass
+    try:
+        first = next(stream, None)
+        if first is None:
+            result = walk([])
+        else:
+            start = first[0] if type(first[0]) is int else 1
+            result = walk(
+                itertools.chain([first], stream),  # closing a chain leaves ``stream`` open
+                expected_seq=start,
+                prev_hash=GENESIS_HASH if start == 1 else first[1],
+                checkpoints=pinned,
+                allow_gaps=bool(header.get("filtered")),
+            )
+            for _ in stream:  # keep counting after a failure, for the trailer check
+                pass
+    except MalformedExport as exc:
+        report.fail(str(exc))
+        result = WalkResult(False, state["events"], None, str(exc), None, "")
+    except OSError as exc:
+        raise ExportError(f"cannot read {path}: {exc}") from exc
     _describe_chain(report, header, state, result)
     _check_trailer(report, trailer if has_trailer else None, state)
     _check_coverage(report, usable, pinned_seen, result)
@@ -181,7 +195,7 @@ def _describe_chain(report: Report, header: dict, state: dict, result: Any) -> N
         )
     if result.ok:
         report.say("chain: every hash matches its content and every link holds")
-    else:
+    elif result.first_bad_seq is not None:
         report.fail(f"chain broken at seq {result.first_bad_seq}: {result.reason}")
 
 

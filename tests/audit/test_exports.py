@@ -135,9 +135,13 @@ def test_verifier_catches_a_rewritten_file_with_recomputed_hashes(exported, sign
 
 @pytest.mark.django_db
 def test_verifier_refuses_a_cut_off_download(exported):
-    exported.write_text("\n".join(exported.read_text().splitlines()[:-2]) + "\n")
+    data = exported.read_bytes()
+    exported.write_bytes(b"\n".join(data.splitlines()[:-2]) + b"\n")
     done = _run_verifier(str(exported))
     assert done.returncode == 1 and "incomplete" in done.stdout
+    exported.write_bytes(data[: len(data) // 2])  # cut in the middle of a line
+    done = _run_verifier(str(exported))
+    assert done.returncode == 1 and "cut off" in done.stdout and "incomplete" in done.stdout
 
 
 @pytest.mark.django_db
@@ -154,8 +158,11 @@ def test_verifier_reports_a_forged_checkpoint(exported, signing_keys):
 @pytest.mark.django_db
 def test_verifier_unreadable_input_exits_2(tmp_path):
     (tmp_path / "bad.jsonl").write_text("not json\n")
-    assert _run_verifier(str(tmp_path / "bad.jsonl")).returncode in (1, 2)
+    assert _run_verifier(str(tmp_path / "bad.jsonl")).returncode == 1
     assert _run_verifier(str(tmp_path / "missing.jsonl")).returncode == 2
+    assert (
+        _run_verifier(str(tmp_path / "bad.jsonl"), "--public-key", "/nonexistent").returncode == 2
+    )
 
 
 def test_standalone_verifier_imports_nothing_from_django():
