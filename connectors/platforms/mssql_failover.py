@@ -100,6 +100,7 @@ def _guard(ctx: ExecutionContext) -> tuple[StepResult, LocalState | None]:
 
 
 def old_primary_not_writable(ctx: ExecutionContext) -> StepResult:
+    """The invariant-10 precheck (see ``_guard``)."""
     return _guard(ctx)[0]
 
 
@@ -172,6 +173,7 @@ def potential_data_loss(ctx: ExecutionContext) -> StepResult:
 
 
 def target_reachable(ctx: ExecutionContext) -> StepResult:
+    """The replica to promote answers (its own view) and is not PRIMARY already."""
     target, _ = sites(ctx)
     dr, error = read_local(ctx, target)
     if dr is None:
@@ -323,6 +325,7 @@ def consistency_probe(ctx: ExecutionContext) -> StepResult:
 
 
 def roles_unchanged(ctx: ExecutionContext) -> StepResult:
+    """The drill changed nothing: the roles are those ``replicas_reachable`` saw."""
     obs = observe_now(ctx)
     roles = {s.site: str(s.details.get("role")) for s in (obs.primary, obs.dr)}
     before = ctx.state.get("roles_before")

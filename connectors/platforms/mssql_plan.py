@@ -144,6 +144,7 @@ def resume_data_movement(ctx: ExecutionContext) -> StepResult:
 
 
 def verify_resumed(ctx: ExecutionContext) -> Verified:
+    """After a crash: no database suspended on the target -> done (safe to run again else)."""
     state, _ = read_local(ctx, sites(ctx)[0])
     if state is None:
         return Verified.UNKNOWN
@@ -223,6 +224,7 @@ def switch_steps(target: Target, failback: bool) -> list[PlanStep]:
 
 
 def failover_steps(target: Target) -> list[PlanStep]:
+    """Forced failover to ``promote_site``, behind the invariant-10 guard (mssql_failover)."""
     seconds = observe_seconds(target)
     return [
         PlanStep(
@@ -270,6 +272,7 @@ def failover_steps(target: Target) -> list[PlanStep]:
 
 
 def drill_steps(target: Target) -> list[PlanStep]:
+    """Read-only drill: replay of the primary's hardened LSN timed on the secondary."""
     seconds = observe_seconds(target)
     return [
         PlanStep(
