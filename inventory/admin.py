@@ -24,6 +24,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from inventory import history, selectors, services
+from inventory.cmdb.admin_import import CmdbImportMixin
 from inventory.models import GroupMembership, Resource, ResourceGroup, ResourceStatus, Site
 
 BOARD_REFRESH_SECONDS = 5
@@ -76,7 +77,7 @@ class SiteAdmin(AuditedAdmin):
 
 
 @admin.register(Resource)
-class ResourceAdmin(AuditedAdmin):
+class ResourceAdmin(CmdbImportMixin, AuditedAdmin):
     list_display = (
         "name",
         "platform",
@@ -103,6 +104,8 @@ class ResourceAdmin(AuditedAdmin):
     list_select_related = ("primary_site", "dr_site", "status")
     actions = ["test_connection_action"]
     change_form_template = "admin/inventory/resource/change_form.html"
+    # Adds "Import from CMDB" (inventory.cmdb.admin_import) to the status board link.
+    change_list_template = "admin/inventory/cmdb_change_list.html"
     fieldsets = (
         (None, {"fields": ("name", "platform", "tier", "environment", "owner", "enabled")}),
         ("Sites", {"fields": ("primary_site", "dr_site")}),
