@@ -8,6 +8,8 @@ connects over TCP as the lab's ``bc_admin`` superuser.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,10 @@ import psycopg
 from psycopg import sql
 
 from connectors.lab.pg_server import (
+    BY_SITE,
     NODES,
+    PG_BIN,
+    SERVER_USER,
     PgLabError,
     PgServer,
     give_to_server,
@@ -217,3 +222,29 @@ def wait_streaming(state: State) -> bool:
                     return True
             time.sleep(0.05)
     return False
+
+
+# -- host actions ---------------------------------------------------------------------------
+
+
+def host_action_templates(state: State, base_dir: Path) -> dict[str, Any]:
+    """The worker's command templates for this pair (connectors/platforms/postgres_actions.py).
+
+    ``stop`` calls pg_ctl directly: it runs while writes are unavailable, and a Python start-up
+    that imports psycopg costs 0.3-1 s on a busy host. The others go through
+    ``python -m connectors.lab.pg_hostaction``, which knows the pair's layout."""
+    as_server = ["runuser", "-u", SERVER_USER, "--"] if os.geteuid() == 0 else []
+    by_site = str(Path(state["data_root"]) / BY_SITE / "{node}")
+    cli = [sys.executable, "-m", "connectors.lab.pg_hostaction", "--pair", str(base_dir)]
+    node = ["--node", "{node}"]
+    upstream = ["--source-host", "{new_primary_host}", "--source-port", "{new_primary_port}"]
+    pg_ctl_stop = [str(PG_BIN / "pg_ctl"), "-D", by_site, "-m", "fast", "-w", "-t", "60", "stop"]
+    return {
+        "stop": {"argv": [*as_server, *pg_ctl_stop], "timeout_seconds": 90},
+        "start": {"argv": [*cli, "start", *node], "timeout_seconds": 90},
+        "restart": {"argv": [*cli, "restart", *node], "timeout_seconds": 120},
+        "rejoin": {
+            "argv": [*cli, "rejoin", *node, *upstream, "--slot", "{slot}", "--rebuild-on-failure"],
+            "timeout_seconds": 300,
+        },
+    }

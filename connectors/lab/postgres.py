@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import secrets
 import shutil
 import socket
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,9 +47,6 @@ from psycopg import sql
 
 from connectors.lab import pg_setup as setup
 from connectors.lab.pg_server import (
-    BY_SITE,
-    PG_BIN,
-    SERVER_USER,
     STATE_FILE,
     PgLabError,
     PgServer,
@@ -338,39 +333,9 @@ class PgPair:
         }
 
     def host_actions(self, state: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Command templates for the worker (see connectors/platforms/postgres_actions.py).
-
-        ``stop`` calls pg_ctl directly: it runs while writes are unavailable, and a Python
-        start-up with psycopg costs ~0.3-1 s here. The others go through
-        ``python -m connectors.lab.pg_hostaction``, which knows the pair's layout."""
-        state = state or self._require()
-        as_server = ["runuser", "-u", SERVER_USER, "--"] if os.geteuid() == 0 else []
-        by_site = str(Path(state["data_root"]) / BY_SITE / "{node}")
-        cli = [sys.executable, "-m", "connectors.lab.pg_hostaction", "--pair", str(self.base_dir)]
-        node = ["--node", "{node}"]
-        upstream = ["--source-host", "{new_primary_host}", "--source-port", "{new_primary_port}"]
-        return {
-            "stop": {
-                "argv": [
-                    *as_server,
-                    str(PG_BIN / "pg_ctl"),
-                    *("-D", by_site, "-m", "fast", "-w", "-t", "60", "stop"),
-                ],
-                "timeout_seconds": 90,
-            },
-            "start": {"argv": [*cli, "start", *node], "timeout_seconds": 90},
-            "restart": {"argv": [*cli, "restart", *node], "timeout_seconds": 120},
-            "rejoin": {
-                "argv": [
-                    *cli,
-                    "rejoin",
-                    *node,
-                    *upstream,
-                    *("--slot", "{slot}", "--rebuild-on-failure"),
-                ],
-                "timeout_seconds": 300,
-            },
-        }
+        """Command templates for the worker's host actions on this pair (see
+        ``pg_setup.host_action_templates``)."""
+        return setup.host_action_templates(state or self._require(), self.base_dir)
 
     # -- faults, healing -----------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Read-only prechecks and postchecks of the PostgreSQL plans, the failover guard (invariant 10)
-and the data-loss window. Nothing here changes the target.
+"""Read-only prechecks and postchecks of the PostgreSQL plans, the failover guard (invariant 10),
+the data-loss window, and the "new primary takes writes" probe. Nothing here changes the
+target (the probe commits an empty read-write transaction).
 
 Checks built on ``observe()`` get it passed in (``Observe``) so that this module does not import
 the connector class.
@@ -10,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+
+import psycopg
 
 from connectors.contract import (
     ExecutionContext,
@@ -22,6 +25,8 @@ from connectors.contract import (
 )
 from connectors.platforms import postgres_actions as actions
 from connectors.platforms.postgres_exec import (
+    error_text,
+    execute_session,
     fence_state,
     limits,
     nodes,
@@ -30,6 +35,7 @@ from connectors.platforms.postgres_exec import (
     probe,
 )
 from connectors.platforms.postgres_read import jsonable, lsn_int
+from connectors.platforms.postgres_steps import new_old, show_read_only, since
 
 Observe = Callable[[Target], Observation]
 Check = Callable[[ExecutionContext], StepResult]
@@ -335,3 +341,49 @@ def replication_caught_up(observe: Observe) -> Check:
         return StepResult(True, f"standby caught up at {last.primary_marker}", data)
 
     return run
+
+
+# -- the new primary takes writes (switchover step, failover postcheck) ------------------------
+
+
+def verify_writable(ctx: ExecutionContext) -> StepResult:
+    """A read-write transaction that takes a transaction id commits on the new primary (its
+    commit record is written and flushed), and new sessions get a read-write default."""
+    new, _ = new_old(ctx)
+
+    def attempt() -> tuple[int, str, bool] | None:
+        try:
+            with execute_session(ctx.target, new, 10) as db:
+                with db.transaction():
+                    db.execute("SET TRANSACTION READ WRITE")
+                    xid = (db.execute("SELECT txid_current()").fetchone() or [0])[0]
+                lsn = (db.execute("SELECT pg_current_wal_lsn()::text").fetchone() or [""])[0]
+                return int(xid), lsn, show_read_only(db)
+        except psycopg.Error as exc:
+            ctx.state["writable_error"] = error_text(exc, ctx.target, new)
+            return None
+
+    found = poll(attempt, 5.0, every=0.05)
+    if found is None:
+        return StepResult(
+            False, f"{new.endpoint} does not accept a write: {ctx.state.get('writable_error', '')}"
+        )
+    xid, lsn, read_only = found
+    if read_only:
+        return StepResult(
+            False,
+            f"{new.endpoint} writes, but default_transaction_read_only "
+            "is on for new sessions: applications cannot write",
+        )
+    now = time.time()
+    ctx.state["writable_at"] = now
+    unavailable = since(ctx, "fenced_at", now)
+    data: dict[str, Any] = {"marker_after": lsn, "probe_txid": xid}
+    detail = f"{new.endpoint} committed a read-write transaction (txid {xid}) at {lsn}"
+    if unavailable is not None:
+        data["write_unavailable_seconds"] = unavailable
+        data["rto_measured_seconds"] = unavailable
+        detail += f"; writes were unavailable for {unavailable:.3f} s (fence to writable)"
+    elif ctx.state.get("started_at") is not None:
+        data["execution_to_writable_seconds"] = since(ctx, "started_at", now)
+    return StepResult(True, detail, data)

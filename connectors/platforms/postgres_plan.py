@@ -142,7 +142,7 @@ def _handover(target: Target, observe: checks.Observe) -> list[PlanStep]:
         PlanStep(
             "verify_writable",
             Phase.STEP,
-            steps.verify_writable,
+            checks.verify_writable,
             "a read-write transaction commits on the new primary",
             timeout_seconds=30,
         ),
@@ -259,7 +259,7 @@ def _failover(target: Target) -> list[PlanStep]:
         ),
         _post(
             "new_primary_writable",
-            steps.verify_writable,
+            checks.verify_writable,
             "a read-write transaction commits on the new primary",
             target,
         ),

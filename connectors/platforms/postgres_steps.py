@@ -41,13 +41,13 @@ def new_old(ctx: ExecutionContext) -> tuple[Node, Node]:
     return found[ctx.promote_site], found[other(ctx.promote_site)]
 
 
-def _round(value: float | None) -> float | None:
+def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _since(ctx: ExecutionContext, key: str, now: float) -> float | None:
+def since(ctx: ExecutionContext, key: str, now: float) -> float | None:
     began = ctx.state.get(key)
-    return _round(now - float(began)) if began is not None else None
+    return rounded(now - float(began)) if began is not None else None
 
 
 # -- fence ----------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def fence_primary(ctx: ExecutionContext) -> StepResult:
         db.execute("ALTER SYSTEM SET default_transaction_read_only = on")
         db.execute("SELECT pg_reload_conf()")
         # Our backend applies the reload before its next command; wait until it has.
-        poll(lambda: True if _show_read_only(db) else None, 2.0)
+        poll(lambda: True if show_read_only(db) else None, 2.0)
         row = db.execute(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 1000)), count(*) "
             "FROM pg_stat_activity "
@@ -102,7 +102,7 @@ def fence_primary(ctx: ExecutionContext) -> StepResult:
     )
 
 
-def _show_read_only(db: psycopg.Connection) -> bool:
+def show_read_only(db: psycopg.Connection) -> bool:
     row = db.execute("SHOW default_transaction_read_only").fetchone()
     return bool(row and row[0] == "on")
 
@@ -124,7 +124,7 @@ def wait_for_catch_up(ctx: ExecutionContext) -> StepResult:
     before it lies before its end) and wait until the standby has replayed up to it."""
     new, old = new_old(ctx)
     with execute_session(ctx.target, old) as db:
-        if not _show_read_only(db):
+        if not show_read_only(db):
             return StepResult(False, f"{old.endpoint} is no longer fenced: stopped before promote")
         final = (db.execute("SELECT pg_switch_wal()::text").fetchone() or [None])[0]
     ctx.state["final_lsn"] = final
@@ -153,7 +153,7 @@ def wait_for_catch_up(ctx: ExecutionContext) -> StepResult:
     return StepResult(
         True,
         f"standby {new.endpoint} replayed up to {caught} >= final LSN {final} in {took:.3f} s",
-        {"caught_up_to": final, "replayed_lsn": caught, "catch_up_seconds": _round(took)},
+        {"caught_up_to": final, "replayed_lsn": caught, "catch_up_seconds": rounded(took)},
     )
 
 
@@ -205,7 +205,7 @@ def promote(ctx: ExecutionContext) -> StepResult:
         if not (db.execute("SELECT pg_is_in_recovery()").fetchone() or [False])[0]:
             return StepResult(False, f"{new.endpoint} is not in recovery: it is already a primary")
         cleared = False
-        if _show_read_only(db):  # a fence left from an earlier role; apps must write here
+        if show_read_only(db):  # a fence left from an earlier role; apps must write here
             db.execute("ALTER SYSTEM RESET default_transaction_read_only")
             db.execute("SELECT pg_reload_conf()")
             cleared = True
@@ -215,26 +215,29 @@ def promote(ctx: ExecutionContext) -> StepResult:
         ctx.state["promote_started_at"] = time.time()
         began = time.monotonic()
         db.execute("SELECT pg_promote(wait => false)")
-        done = poll(
-            lambda: (
-                True
-                if not (db.execute("SELECT pg_is_in_recovery()").fetchone() or [True])[0]
-                else None
-            ),
-            seconds,
-            every=0.005,
+        unknown = (
+            f"promotion of {new.endpoint} requested but not seen to finish ({{}}): state "
+            "unknown, check the node before doing anything else"
         )
-        took = time.monotonic() - began
-        if not done:
-            return StepResult(
-                False,
-                f"promotion of {new.endpoint} requested but not finished within {seconds:g} s: "
-                "state unknown, check the node before doing anything else",
+        try:
+            done = poll(
+                lambda: (
+                    True
+                    if not (db.execute("SELECT pg_is_in_recovery()").fetchone() or [True])[0]
+                    else None
+                ),
+                seconds,
+                every=0.005,
             )
-        lsn, tli = db.execute(
-            "SELECT pg_current_wal_lsn()::text, "
-            "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
-        ).fetchone() or (None, None)
+            if not done:
+                return StepResult(False, unknown.format(f"still in recovery after {seconds:g} s"))
+            lsn, tli = db.execute(
+                "SELECT pg_current_wal_lsn()::text, "
+                "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+            ).fetchone() or (None, None)
+        except psycopg.Error as exc:  # the request went out; what happened is not known
+            return StepResult(False, unknown.format(error_text(exc, ctx.target, new)))
+        took = time.monotonic() - began
     ctx.state["promoted_at"] = time.time()
     detail = f"{new.site} node {new.endpoint} promoted in {took:.3f} s (timeline {tli}, {lsn})"
     if cleared:
@@ -243,7 +246,7 @@ def promote(ctx: ExecutionContext) -> StepResult:
         True,
         detail,
         {
-            "promote_seconds": _round(took),
+            "promote_seconds": rounded(took),
             "timeline": tli,
             "promoted_lsn": lsn,
             "received_before_promote": received[0],
@@ -259,52 +262,6 @@ def verify_promoted(ctx: ExecutionContext) -> Verified:
     if not state.reachable:
         return Verified.UNKNOWN
     return Verified.NOT_DONE if state.in_recovery else Verified.DONE
-
-
-# -- writable ---------------------------------------------------------------------------------
-
-
-def verify_writable(ctx: ExecutionContext) -> StepResult:
-    """A read-write transaction that takes a transaction id commits on the new primary (its
-    commit record is written and flushed), and new sessions get a read-write default."""
-    new, _ = new_old(ctx)
-
-    def attempt() -> tuple[int, str, bool] | None:
-        try:
-            with execute_session(ctx.target, new, 10) as db:
-                with db.transaction():
-                    db.execute("SET TRANSACTION READ WRITE")
-                    xid = (db.execute("SELECT txid_current()").fetchone() or [0])[0]
-                lsn = (db.execute("SELECT pg_current_wal_lsn()::text").fetchone() or [""])[0]
-                return int(xid), lsn, _show_read_only(db)
-        except psycopg.Error as exc:
-            ctx.state["writable_error"] = error_text(exc, ctx.target, new)
-            return None
-
-    found = poll(attempt, 5.0, every=0.05)
-    if found is None:
-        return StepResult(
-            False, f"{new.endpoint} does not accept a write: {ctx.state.get('writable_error', '')}"
-        )
-    xid, lsn, read_only = found
-    if read_only:
-        return StepResult(
-            False,
-            f"{new.endpoint} writes, but default_transaction_read_only "
-            "is on for new sessions: applications cannot write",
-        )
-    now = time.time()
-    ctx.state["writable_at"] = now
-    unavailable = _since(ctx, "fenced_at", now)
-    data: dict[str, Any] = {"marker_after": lsn, "probe_txid": xid}
-    detail = f"{new.endpoint} committed a read-write transaction (txid {xid}) at {lsn}"
-    if unavailable is not None:
-        data["write_unavailable_seconds"] = unavailable
-        data["rto_measured_seconds"] = unavailable
-        detail += f"; writes were unavailable for {unavailable:.3f} s (fence to writable)"
-    elif ctx.state.get("started_at") is not None:
-        data["execution_to_writable_seconds"] = _since(ctx, "started_at", now)
-    return StepResult(True, detail, data)
 
 
 # -- rejoin -----------------------------------------------------------------------------------
@@ -357,14 +314,14 @@ def rejoin(ctx: ExecutionContext, node: Node, upstream: Node) -> StepResult:
     ctx.state["streaming_at"] = now
     data: dict[str, Any] = {
         "host_action": result.command,
-        "host_action_seconds": _round(result.seconds),
+        "host_action_seconds": rounded(result.seconds),
     }
-    for key, since in (
+    for key, began in (
         ("streaming_after_promote_seconds", "promoted_at"),
         ("switchover_seconds", "fenced_at"),
     ):
-        if ctx.state.get(since) is not None:
-            data[key] = _since(ctx, since, now)
+        if ctx.state.get(began) is not None:
+            data[key] = since(ctx, began, now)
     return StepResult(
         True, result.summary() + f"; {node.endpoint} streams from {upstream.endpoint}", data
     )
