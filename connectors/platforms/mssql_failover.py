@@ -265,15 +265,9 @@ def target_is_primary(ctx: ExecutionContext) -> StepResult:
 
 
 def rpo_target(ctx: ExecutionContext) -> float:
-    """The resource's RPO target. ``Target`` does not carry it yet: read it from the target
-    once the core passes it, else from the execution state, else the model's default (60 s)."""
-    for value in (
-        getattr(ctx.target, "rpo_target_seconds", None),
-        ctx.state.get("rpo_target_seconds"),
-    ):
-        if value is not None:
-            return float(value)
-    return DEFAULT_RPO_SECONDS
+    """The resource's RPO target (the core puts it on the target), else the default 60 s."""
+    value = ctx.target.rpo_target_seconds
+    return float(value) if value else DEFAULT_RPO_SECONDS
 
 
 def consistency_probe(ctx: ExecutionContext) -> StepResult:

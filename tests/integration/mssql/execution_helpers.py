@@ -44,6 +44,7 @@ def context(
     credentials: Credentials | None = None,
     overrides: tuple[str, ...] = (),
     state: dict[str, Any] | None = None,
+    rpo_target_seconds: float | None = None,
     **connection: Any,
 ) -> ExecutionContext:
     target = Target(
@@ -52,6 +53,7 @@ def context(
         connection={**lab["connection"], **connection},
         credentials=credentials or Credentials(lab),
         timeout_seconds=TIMEOUT_SECONDS,
+        rpo_target_seconds=rpo_target_seconds,
     )
     return ExecutionContext(
         target=target,

@@ -162,7 +162,7 @@ def test_drill_measures_rpo_and_changes_nothing(lab) -> None:
     sim = lab["sim"]
     creds = Credentials(lab)
     since = mark(sim)
-    ctx = context(lab, "drill", "dr", credentials=creds, state={"rpo_target_seconds": 5})
+    ctx = context(lab, "drill", "dr", credentials=creds, rpo_target_seconds=5)
     results = run_plan(ctx)
     assert all(r.ok for r in results.values()), {n: r.detail for n, r in results.items()}
     probe = results["consistency_probe"].data
@@ -175,7 +175,7 @@ def test_drill_measures_rpo_and_changes_nothing(lab) -> None:
 
 def test_drill_fails_when_redo_does_not_reach_the_marker_within_the_rpo(lab) -> None:
     lab["sim"].inject("lag")
-    ctx = context(lab, "drill", "dr", state={"rpo_target_seconds": 1})
+    ctx = context(lab, "drill", "dr", rpo_target_seconds=1)
     started = time.monotonic()
     results = run_plan(ctx)
     probe = results["consistency_probe"]
