@@ -55,6 +55,40 @@ def _lock_and_read_head() -> tuple[int, str]:
     return (row[0] + 1, row[1]) if row else (1, GENESIS_HASH)
 
 
+_COLUMNS = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "object_type",
+    "object_id",
+    "object_name",
+    "before",
+    "after",
+    "request_id",
+    "context",
+    "prev_hash",
+    "hash",
+)
+_INSERT = """
+INSERT INTO audit_auditevent (seq, at, actor_id, actor_name, action, object_type, object_id,
+    object_name, before, after, request_id, context, prev_hash, hash)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def _insert(fields: dict[str, Any], digest: str) -> None:
+    """One plain INSERT: the ORM's per-save work would all happen while holding the lock."""
+    ops = connection.ops
+    values = {**fields, "hash": digest, "at": ops.adapt_datetimefield_value(fields["at"])}
+    for name in ("before", "after"):
+        # SQL NULL for None, as the model's JSONField stores it.
+        values[name] = None if fields[name] is None else ops.adapt_json_value(fields[name], None)
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT, [values[name] for name in _COLUMNS])
+
+
 def record(
     *,
     action: str,
@@ -104,7 +138,9 @@ def record(
         fields.update(seq=seq, at=format_time(at), prev_hash=prev_hash)
         digest = event_hash(fields)
         fields["at"] = at
-        event = AuditEvent.objects.create(**fields, hash=digest)
+        _insert(fields, digest)
+    event = AuditEvent(**fields, hash=digest)
+    event._state.adding, event._state.db = False, connection.alias
     every = conf.checkpoint_every()
     if every and seq % every == 0:
         from audit.tasks import enqueue_checkpoint
