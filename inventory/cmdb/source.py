@@ -93,7 +93,7 @@ def _fetch(url: str, limit: int, timeout: float) -> tuple[bytes, str]:
                 raise CmdbError(f"the export is {declared} bytes; the limit is {limit}")
             chunks, size = [], 0
             # socket timeouts bound each read; the deadline bounds a server that drips slowly.
-            while chunk := response.read(65536):
+            while chunk := response.read1(65536):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:
