@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from connectors.contract import Connector
 from connectors.registry import get_connector
-from tests.e2e.conftest import PASSWORD, LiveApp
+from tests.e2e.conftest import PASSWORD, ROOT, LiveApp
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +91,22 @@ def _assert_quiet(*people: Person) -> None:
         assert person.problems == [], f"{person.name}: {person.problems}"
 
 
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _assert_accessible(page: Page, what: str) -> None:
+    """axe-core's WCAG 2 A/AA rules: no serious or critical violation on this screen."""
+    if not AXE.exists():
+        return  # axe-core comes with the npm dev packages; the component tests cover the rest
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    bad = [v for v in result if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{what}: {bad}"
+
+
 def _open_request(person: Person, request_id: str, resource: str) -> None:
     page = person.page
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Waiting for me").click()
@@ -118,6 +134,7 @@ def test_tier1_switchover_from_request_to_succeeded(
     expect(row).to_contain_text(re.compile(r"Green|Yellow|Red"))
     expect(row).to_contain_text(re.compile(r"Visible|No visibility"))
     page.screenshot(path=str(artifacts / "status-board.png"), full_page=True)
+    _assert_accessible(page, "status board")
 
     # Create: the policy that will apply is shown before submitting.
     page.get_by_role("link", name="New request").click()
@@ -127,6 +144,7 @@ def test_tier1_switchover_from_request_to_succeeded(
     expect(preview).to_contain_text("2 distinct people, not the requester")
     expect(preview).to_contain_text("IT approver")
     expect(preview).to_contain_text("Business approver")
+    _assert_accessible(page, "new request")
     expect(page.get_by_label("Target site")).to_have_value(TARGET_SITE)
     page.get_by_label("Change ticket").fill("CHG0012345")
     page.get_by_label("Reason").fill("End-to-end test: planned switchover")
@@ -139,6 +157,7 @@ def test_tier1_switchover_from_request_to_succeeded(
     approve = page.get_by_role("button", name="Approve")
     expect(approve).to_be_disabled()
     expect(page.get_by_text(re.compile("You cannot approve: .*requester"))).to_be_visible()
+    _assert_accessible(page, "request detail")
 
     # Two approvers with different roles, each in their own browser.
     it = Person.sign_in(browser, live_app, "demo-it", "it-pass-2026")
@@ -182,6 +201,7 @@ def test_tier1_switchover_from_request_to_succeeded(
     heading = page.get_by_role("heading", level=1)
     expect(heading).to_contain_text(re.compile("Succeeded|Failed"), timeout=180_000)
     page.screenshot(path=str(artifacts / "execution.png"), full_page=True)
+    _assert_accessible(page, "execution view")
     expect(heading).to_contain_text("Succeeded")
     expect(page.get_by_role("region", name="Data-loss conclusion")).to_contain_text(resource)
 

@@ -1,4 +1,5 @@
-import { Outlet } from 'react-router';
+import { useEffect, useRef } from 'react';
+import { Outlet, useLocation } from 'react-router';
 import { useMe } from '../api/me';
 import { loginUrl, useSessionExpired } from '../api/session';
 import { roleName } from '../lib/format';
@@ -22,8 +23,22 @@ function MfaNotice() {
   );
 }
 
+/** After a navigation inside the app, keyboard and screen-reader users start at the content. */
+function useFocusOnNavigate() {
+  const { pathname } = useLocation();
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    document.getElementById('main')?.focus();
+  }, [pathname]);
+}
+
 export function Layout() {
   const expired = useSessionExpired();
+  useFocusOnNavigate();
   return (
     <>
       <Header />

@@ -1,6 +1,8 @@
 import { Link } from 'react-router';
+import { usePageTitle } from '../lib/usePageTitle';
 
 export function NotFound() {
+  usePageTitle('Page not found');
   return (
     <section>
       <h1>Page not found</h1>

@@ -19,8 +19,10 @@ import {
 import { GroupTable } from './GroupTable';
 import { ResourceTable } from './ResourceTable';
 import { Summary } from './Summary';
+import { usePageTitle } from '../../lib/usePageTitle';
 
 export function StatusBoard() {
+  usePageTitle('Status board');
   const [params, setParams] = useSearchParams();
   const filters = filtersFrom(params);
   const resources = useResources();

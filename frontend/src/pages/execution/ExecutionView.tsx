@@ -8,6 +8,7 @@ import { formatDuration, formatTime, humanise, secondsSince } from '../../lib/fo
 import { useNow } from '../../lib/useNow';
 import { Evidence } from './Evidence';
 import { StepsTable } from './StepsTable';
+import { usePageTitle } from '../../lib/usePageTitle';
 
 function Progress({ execution }: { execution: Execution }) {
   const total = execution.steps.length;
@@ -47,6 +48,9 @@ function Paused({ execution }: { execution: Execution }) {
 export function ExecutionView() {
   const id = Number(useParams().id);
   const query = useExecution(id);
+  usePageTitle(
+    query.data ? `Execution #${id} (${query.data.state ?? 'queued'})` : `Execution #${id}`,
+  );
   const now = useNow(1000);
   if (query.isPending) return <Loading what="the execution" />;
   if (query.isError && !query.data) {

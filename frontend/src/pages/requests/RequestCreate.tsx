@@ -10,6 +10,7 @@ import { FieldError } from '../../components/FieldError';
 import { StateBadge } from '../../components/StateBadge';
 import { humanise } from '../../lib/format';
 import { PolicyPreviewPanel } from './PolicyPreviewPanel';
+import { usePageTitle } from '../../lib/usePageTitle';
 
 type ScopeType = 'resource' | 'group';
 
@@ -19,6 +20,7 @@ function defaultSite(kind: RequestKind | '', resource?: Resource): string {
 }
 
 export function RequestCreate() {
+  usePageTitle('New request');
   const [params] = useSearchParams();
   const navigate = useNavigate();
   const me = useMe();

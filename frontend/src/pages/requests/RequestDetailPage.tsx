@@ -11,6 +11,7 @@ import { ApprovalsPanel } from './ApprovalsPanel';
 import { PolicyFacts } from './PolicyPreviewPanel';
 import { StartPanel } from './StartPanel';
 import { VotePanel } from './VotePanel';
+import { usePageTitle } from '../../lib/usePageTitle';
 
 const HAS_EXECUTION = ['running', 'succeeded', 'failed'];
 
@@ -79,6 +80,9 @@ function Summary({ request }: { request: RequestDetail }) {
 export function RequestDetailPage() {
   const id = Number(useParams().id);
   const query = useRequest(id);
+  usePageTitle(
+    query.data ? `Request #${id} (${query.data.state.replace(/_/g, ' ')})` : `Request #${id}`,
+  );
   if (query.isPending) return <Loading what="the request" />;
   if (query.isError && !query.data) {
     return query.error instanceof ApiError && query.error.status === 404 ? (

@@ -10,6 +10,7 @@ import { ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner'
 import { PhaseBadge } from '../../components/StateBadge';
 import { humanise } from '../../lib/format';
 import { RequestTable } from './RequestTable';
+import { usePageTitle } from '../../lib/usePageTitle';
 
 function asState(value: string | null): RequestState | '' {
   return REQUEST_STATES.find((s) => s === value) ?? '';
@@ -31,6 +32,7 @@ export function RequestList({ waitingForMe = false }: { waitingForMe?: boolean }
     setParams(next, { replace: true });
   };
   const title = waitingForMe ? 'Waiting for me' : 'Requests';
+  usePageTitle(title);
   return (
     <section aria-labelledby="requests-title">
       <div className="page-head">

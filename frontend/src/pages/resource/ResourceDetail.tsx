@@ -13,6 +13,7 @@ import { ageNow } from '../board/ResourceTable';
 import { RequestTable } from '../requests/RequestTable';
 import { HistorySection } from './HistorySection';
 import { Observation, Reasons } from './Observation';
+import { usePageTitle } from '../../lib/usePageTitle';
 
 function CollectNow({ resource }: { resource: Resource }) {
   const me = useMe();
@@ -66,6 +67,7 @@ function RecentRequests({ resource }: { resource: Resource }) {
 export function ResourceDetail() {
   const id = Number(useParams().id);
   const query = useResource(id);
+  usePageTitle(query.data ? `${query.data.name} (${query.data.status.state})` : 'Resource');
   const now = useNow(1000);
   if (!Number.isInteger(id)) return <Banner tone="error">Not a resource id.</Banner>;
   if (query.isPending) return <Loading what="the resource" />;
