@@ -28,6 +28,7 @@ RULE_FIELDS = (
     "approval_validity_minutes",
     "flap_window_minutes",
     "allow_precheck_override",
+    "allow_scheduled_start",
 )
 
 
@@ -57,9 +58,18 @@ def snapshot(policy: ApprovalPolicy) -> dict[str, Any]:
     return data
 
 
+# Rule fields added after requests already existed: they enter the fingerprint only when set,
+# so an upgrade that adds one (off by default) does not void approvals given before it.
+_FINGERPRINT_WHEN_SET = frozenset({"allow_scheduled_start"})
+
+
 def fingerprint(policy_snapshot: Mapping[str, Any]) -> str:
     """Hash of the rules and the policy id; the name is cosmetic and left out."""
-    data = {k: policy_snapshot.get(k) for k in (*RULE_FIELDS, "id")}
+    data = {
+        k: policy_snapshot.get(k)
+        for k in (*RULE_FIELDS, "id")
+        if k not in _FINGERPRINT_WHEN_SET or policy_snapshot.get(k)
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

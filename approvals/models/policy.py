@@ -63,6 +63,11 @@ class ApprovalPolicy(models.Model):
         default=False,
         help_text="Let an operator override a failed precheck at start, with a recorded reason.",
     )
+    allow_scheduled_start = models.BooleanField(
+        default=False,
+        help_text="Drills only: let a schedule with auto-start start an approved drill at its "
+        "planned time (otherwise an operator starts it).",
+    )
     description = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
