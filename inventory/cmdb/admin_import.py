@@ -3,6 +3,9 @@
 A mixin for ``ResourceAdmin``, kept here so the admin module only wires it in. It uses the same
 ``inventory.cmdb`` functions as ``manage.py cmdb_sync``, so both validate and apply alike.
 
+django-import-export builds the export (``cmdb-export/``, ``inventory.cmdb.export``): the same
+columns the import reads, so re-importing it changes nothing.
+
 Why not django-import-export's ImportMixin: it saves row by row through its own resource classes
 (and its own idea of a dry run inside a rolled-back transaction), so every save would have to be
 re-routed to ``inventory.services`` and its per-row errors mapped back to our reasons. One planner
@@ -22,11 +25,12 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from inventory import cmdb
+from inventory import cmdb, selectors
+from inventory.cmdb.export import FORMATS, export_text
 from inventory.cmdb.source import max_bytes
 
 SESSION_KEY = "bc_cmdb_import"
@@ -46,8 +50,33 @@ class CmdbImportMixin:
 
     def get_urls(self) -> list:
         view = self.admin_site.admin_view(self.cmdb_import_view)  # type: ignore[attr-defined]
-        own = [path("cmdb-import/", view, name="inventory_resource_cmdb_import")]
+        export = self.admin_site.admin_view(self.cmdb_export_view)  # type: ignore[attr-defined]
+        own = [
+            path("cmdb-import/", view, name="inventory_resource_cmdb_import"),
+            path("cmdb-export/", export, name="inventory_resource_cmdb_export"),
+        ]
         return own + super().get_urls()  # type: ignore[misc]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Django's changelist context has has_add_permission but no has_change_permission,
+        # so the template's link needs its own flag.
+        extra_context = {
+            **(extra_context or {}),
+            "cmdb_import_allowed": self.has_change_permission(request),  # type: ignore[attr-defined]
+        }
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+    def cmdb_export_view(self, request: HttpRequest) -> HttpResponse:
+        """The resources this admin can see, in the columns the import reads (?format=csv|json)."""
+        if not self.has_view_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        fmt = request.GET.get("format", "csv")
+        if fmt not in FORMATS:
+            return HttpResponseBadRequest("format must be csv or json")
+        text = export_text(selectors.resources_for(request.user), fmt)
+        response = HttpResponse(text, content_type=f"{FORMATS[fmt]}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="resources-cmdb.{fmt}"'
+        return response
 
     def _cmdb_render(self, request: HttpRequest, **context: Any) -> HttpResponse:
         plan = context.get("plan")

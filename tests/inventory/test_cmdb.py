@@ -339,3 +339,25 @@ def test_admin_import_needs_change_permission(client, make_user, inventory):
     client.force_login(make_user("auditor", username="aud"))
     url = reverse("admin:inventory_resource_cmdb_import")
     assert client.get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_auditor_sees_the_export_but_not_the_import_link(client, make_user, inventory):
+    client.force_login(make_user("auditor", username="aud2"))
+    page = client.get(reverse("admin:inventory_resource_changelist"))
+    assert page.status_code == 200
+    assert b"Import from CMDB" not in page.content and b"Export for CMDB" in page.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_admin_export_built_by_import_export_reimports_as_a_noop(admin_client_bc, inventory, fmt):
+    url = reverse("admin:inventory_resource_cmdb_export")
+    response = admin_client_bc.get(url, {"format": fmt})
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith(f'resources-cmdb.{fmt}"')
+    text = response.content.decode()
+    assert "orders-db" in text and "team-a" in text and "connection" not in text
+    plan = cmdb.preview(cmdb.from_bytes(text.encode(), name=f"x.{fmt}"), create=False)
+    assert plan.ok and not plan.changes and plan.unchanged == 2, plan.report_lines()
+    assert admin_client_bc.get(url, {"format": "xml"}).status_code == 400
