@@ -15,6 +15,7 @@ from django.utils import timezone
 from approvals import evaluation, policies, scope
 from approvals.choices import Decision, RequestState
 from approvals.models import Approval, ApprovalPolicy, BreakGlassGrant, ExecutionRequest
+from bcservice.auth import mfa_ok
 from bcservice.roles import GLOBAL_READ_ROLES, has_role, user_roles
 from inventory.models import Resource, ResourceGroup
 from inventory.selectors import groups_for, resources_for
@@ -130,10 +131,21 @@ def approval_rows(request: ExecutionRequest) -> list[dict[str, Any]]:
     return rows
 
 
-def user_actions(request: ExecutionRequest, user: Any, now: datetime | None = None) -> dict:
-    """What the current user may do, and why not: the UI shows disabled buttons with reasons."""
+def user_actions(
+    request: ExecutionRequest, user: Any, now: datetime | None = None, login: Any = None
+) -> dict:
+    """What the current user may do, and why not: the UI shows disabled buttons with reasons.
+
+    ``login`` (the HTTP request) lets the MFA requirement for approvers be judged on this
+    session, as ``request_approve`` will judge it."""
     now = now or timezone.now()
     approve = evaluation.vote_blocker(request, user, Decision.APPROVE, now)
+    if approve is None:
+        mfa_shown, reason = mfa_ok(login if login is not None else user)
+        if not mfa_shown:
+            approve = evaluation.Blocker(
+                "mfa_required", f"You cannot approve: {reason}.", evaluation.FORBIDDEN
+            )
     deny = evaluation.vote_blocker(request, user, Decision.DENY, now)
     start, _grant = evaluation.start_blocker(request, user, now)
     may_cancel = user.pk == request.requested_by_id or has_role(user, "admin")

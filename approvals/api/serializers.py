@@ -223,7 +223,8 @@ class RequestDetailSerializer(RequestSerializer):
     def _actions(self, obj: ExecutionRequest) -> dict[str, Any]:
         cache = self.__dict__.setdefault("_actions_cache", {})
         if obj.pk not in cache:
-            cache[obj.pk] = selectors.user_actions(obj, self.context["request"].user)
+            request = self.context["request"]
+            cache[obj.pk] = selectors.user_actions(obj, request.user, login=request)
         return cache[obj.pk]
 
     @extend_schema_field(ApprovalRowSerializer(many=True))

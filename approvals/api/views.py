@@ -133,7 +133,9 @@ class RequestViewSet(
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         comment = self._comment(request)
-        services.request_approve(self.get_object(), actor=request.user, comment=comment)
+        services.request_approve(
+            self.get_object(), actor=request.user, comment=comment, login=request
+        )
         return self._detail(int(pk))
 
     @extend_schema(request=CommentSerializer, responses=RequestDetailSerializer)

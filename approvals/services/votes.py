@@ -23,6 +23,7 @@ from approvals.models import Approval, ExecutionRequest
 from approvals.services.requests import request_refresh
 from approvals.services.transitions import lock, sync, transition
 from audit import services as audit
+from bcservice.auth import mfa_ok
 
 COMMENT_MAX_LENGTH = 4000
 
@@ -116,13 +117,25 @@ def _approver_names(request: ExecutionRequest) -> list[str]:
 
 
 def request_approve(
-    request: ExecutionRequest, *, actor: Any, comment: str = "", now: datetime | None = None
+    request: ExecutionRequest,
+    *,
+    actor: Any,
+    comment: str = "",
+    now: datetime | None = None,
+    login: Any = None,
 ) -> Approval:
     """Record ``actor``'s approval; the request becomes ``approved`` when the policy is met.
 
-    Raises ApprovalRefused (403: requester, no approver role, role not needed) or VoteConflict
-    (409: not pending, already voted).
+    ``login`` is the HTTP request the vote arrived on: where approvers must show MFA
+    (``BC_APPROVER_REQUIRED_ACR``/``_AMR``), it says how this session logged in. Without it the
+    user's last recorded IdP login is judged. Denials need no MFA: they can only stop a change.
+
+    Raises ApprovalRefused (403: requester, no approver role, role not needed, MFA not shown) or
+    VoteConflict (409: not pending, already voted).
     """
+    ok, reason = mfa_ok(login if login is not None else actor)
+    if not ok:
+        raise ApprovalRefused("mfa_required", f"You cannot approve: {reason}.")
     return _vote(request, actor=actor, decision=Decision.APPROVE, comment=comment, now=now)
 
 
