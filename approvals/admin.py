@@ -1,5 +1,6 @@
-"""Approvals in the Django admin: policies and the break-glass list are editable (through the
-audited services, with history); requests, votes and grants are read-only with history."""
+"""Approvals in the Django admin: policies, the break-glass list and request schedules are
+editable (through the audited services, with history); requests, votes, grants and schedule
+occurrences are read-only with history."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from approvals import schedules as recurrence
 from approvals import services
 from approvals.models import (
     Approval,
@@ -18,7 +22,10 @@ from approvals.models import (
     BreakGlassEligibility,
     BreakGlassGrant,
     ExecutionRequest,
+    Schedule,
+    ScheduledOccurrence,
 )
+from approvals.services import schedules as schedule_services
 from bcservice.roles import APPROVER_ROLES
 
 
@@ -44,6 +51,7 @@ class ApprovalPolicyForm(forms.ModelForm):
             "change_ticket_pattern",
             "approval_validity_minutes",
             "flap_window_minutes",
+            "allow_scheduled_start",
             "description",
         ]
 
@@ -170,3 +178,128 @@ class BreakGlassGrantAdmin(ReadOnlyHistoryAdmin):
     list_filter = ("reviewed_at",)
     search_fields = ("grantee__username", "reason")
     list_select_related = ("grantee", "resource", "group", "reviewed_by")
+
+
+class ScheduleForm(forms.ModelForm):
+    weekdays = forms.MultipleChoiceField(
+        choices=[(d, d) for d in recurrence.WEEKDAYS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Weekly schedules: the days; none ticked means the start date's weekday.",
+    )
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "name",
+            "description",
+            "enabled",
+            "kind",
+            "resource",
+            "group",
+            "target_site",
+            "created_by",
+            "reason_template",
+            "change_ticket_template",
+            "time_zone",
+            "frequency",
+            "start_date",
+            "at_time",
+            "interval",
+            "weekdays",
+            "month_day",
+            "until_date",
+            "lead_minutes",
+            "auto_start_drills",
+        ]
+        widgets = {"at_time": forms.TimeInput(format="%H:%M")}
+
+    def _post_clean(self) -> None:
+        # Model validation first (row rules, recurrence, DST gap of a one-off); then what needs
+        # the database (operator role, target, policy, lead time), as field errors on the form.
+        super()._post_clean()
+        if self.errors:
+            return
+        for name, messages in schedule_services.schedule_errors(self.instance).items():
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)
+
+
+class ScheduledOccurrenceInline(admin.TabularInline):
+    model = ScheduledOccurrence
+    extra = 0
+    can_delete = False
+    fields = ("planned_at", "planned_local", "state", "request", "detail", "handled_at")
+    readonly_fields = fields
+    ordering = ("-planned_at",)
+    max_num = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(SimpleHistoryAdmin):
+    form = ScheduleForm
+    list_display = (
+        "name",
+        "kind",
+        "resource",
+        "group",
+        "frequency",
+        "interval",
+        "at_time",
+        "time_zone",
+        "next_local",
+        "lead_minutes",
+        "auto_start_drills",
+        "enabled",
+        "last_error",
+    )
+    list_filter = ("enabled", "kind", "frequency", "auto_start_drills")
+    search_fields = ("name", "description", "resource__name", "group__name")
+    list_select_related = ("resource", "group")
+    autocomplete_fields = ("created_by",)
+    readonly_fields = ("next_local", "upcoming", "last_run_at", "last_error", "last_error_at")
+    inlines = [ScheduledOccurrenceInline]
+
+    @admin.display(description="next occurrence (local)")
+    def next_local(self, obj: Schedule) -> str:
+        return obj.next_local()
+
+    @admin.display(description="upcoming occurrences")
+    def upcoming(self, obj: Schedule) -> str:
+        if obj.pk is None:
+            return "-"
+        items = recurrence.occurrences(obj.rule(), timezone.now(), 5)
+        rows = []
+        for item in items:
+            note = ""
+            if not item.exists:
+                note = " (moved: the local time does not exist that day)"
+            elif item.ambiguous:
+                note = " (the first of the two)"
+            rows.append((recurrence.local_text(item.at, obj.time_zone), note))
+        return format_html_join("", "<div>{}{}</div>", rows) or "none"
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        services.schedule_save(actor=request.user, schedule=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.schedule_delete(actor=request.user, schedule=obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            services.schedule_delete(actor=request.user, schedule=obj)
+
+
+@admin.register(ScheduledOccurrence)
+class ScheduledOccurrenceAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("schedule", "planned_at", "planned_local", "state", "request", "handled_at")
+    list_filter = ("state",)
+    search_fields = ("schedule__name", "detail")
+    list_select_related = ("schedule", "request")

@@ -8,5 +8,9 @@ class ExecutionsConfig(AppConfig):
 
     def ready(self) -> None:
         from executions.recovery import ensure_schedule
+        from executions.scheduled_start import ensure_schedule as ensure_start_schedule
 
         post_migrate.connect(ensure_schedule, sender=self, dispatch_uid="bc-executions-schedule")
+        post_migrate.connect(
+            ensure_start_schedule, sender=self, dispatch_uid="bc-executions-scheduled-start"
+        )

@@ -25,6 +25,7 @@ from approvals.services.requests import (
     requests_expire_due,
     requests_refresh_all,
 )
+from approvals.services.schedules import schedule_delete, schedule_save, schedules_run_due
 from approvals.services.start import (
     request_check_startable,
     request_mark_finished,
@@ -55,6 +56,9 @@ __all__ = [
     "request_refresh",
     "requests_expire_due",
     "requests_refresh_all",
+    "schedule_delete",
+    "schedule_save",
+    "schedules_run_due",
     "start_basis",
     "transition",
 ]
