@@ -110,8 +110,9 @@ def target_for(schedule: Schedule) -> tuple[Site | None, str]:
     return members[0].dr_site, ""
 
 
-def schedule_errors(schedule: Schedule) -> dict[str, list[str]]:
+def schedule_errors(schedule: Schedule, *, now: datetime | None = None) -> dict[str, list[str]]:
     """What the database says about a schedule: operator, target, policy, lead time, ticket."""
+    now = now or timezone.now()
     errors: dict[str, list[str]] = {}
 
     def add(name: str, message: str) -> None:
@@ -157,11 +158,11 @@ def schedule_errors(schedule: Schedule) -> dict[str, list[str]]:
             f"Policy '{snap.get('name')}' does not allow scheduled starts; "
             "an admin must allow them on the policy first.",
         )
-    if schedule.enabled and recurrence.next_occurrence(schedule.rule(), timezone.now()) is None:
+    if schedule.enabled and recurrence.next_occurrence(schedule.rule(), now) is None:
         name = "start_date" if schedule.frequency == recurrence.ONCE else "until_date"
         add(name, "No occurrence is left after now; nothing would ever run.")
     if "change_ticket_template" not in errors:
-        sample = render(schedule.change_ticket_template or "", schedule, target, timezone.now())
+        sample = render(schedule.change_ticket_template or "", schedule, target, now)
         for problem in ticket_errors(snap, sample):
             add("change_ticket_template", problem)
     return errors
@@ -189,7 +190,7 @@ def schedule_save(*, actor: Any, schedule: Schedule, now: datetime | None = None
     if not creating:
         before_row = Schedule.objects.select_for_update().filter(pk=schedule.pk).first()
     schedule.full_clean()
-    errors = schedule_errors(schedule)
+    errors = schedule_errors(schedule, now=now)
     if errors:
         raise ValidationError(errors)
     replan = before_row is None or any(
