@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -35,6 +36,18 @@ class StateCollector(Collector):
     """Reads the current state from the database on every scrape."""
 
     def collect(self) -> Iterator[Any]:
+        # Materialised first, so an unreachable store yields bc_store_up 0 and the process's own
+        # metrics instead of a failed scrape (degraded mode, bcservice/degraded.py).
+        up = GaugeMetricFamily("bc_store_up", "1 when the service's own database answered.")
+        try:
+            families = list(self._from_database())
+        except DatabaseError:
+            families = []
+        up.add_metric([], 1 if families else 0)
+        yield up
+        yield from families
+
+    def _from_database(self) -> Iterator[Any]:
         from django_q.models import OrmQ, Task
 
         from executions.models import Execution
@@ -98,6 +111,8 @@ class StateCollector(Collector):
             outcomes.add_metric([row["kind"], row["state"]], row["n"])
         yield outcomes
 
+        yield from _alert_metrics()
+
         runtimes = GaugeMetricFamily(
             "bc_job_last_runtime_seconds",
             "Runtime of the latest run of each task.",
@@ -112,6 +127,27 @@ class StateCollector(Collector):
 
 
 _LABELS = ["resource", "platform", "tier", "environment"]
+
+
+def _alert_metrics() -> Iterator[Any]:
+    """Alerts sent (deliveries by channel, action and status) and alerts open now."""
+    from notifications.models import Alert, Delivery
+
+    sent = CounterMetricFamily(
+        "bc_alert_deliveries",
+        "Alert and notification deliveries by channel, action and delivery status.",
+        labels=["channel", "action", "status"],
+    )
+    rows = Delivery.objects.values("channel", "action", "status").annotate(n=Count("id"))
+    for row in rows.order_by("channel", "action", "status"):
+        sent.add_metric([row["channel"], row["action"], row["status"]], row["n"])
+    yield sent
+    open_alerts = GaugeMetricFamily(
+        "bc_alerts_open", "Resources with an open alert, by condition.", labels=["condition"]
+    )
+    for row in Alert.objects.exclude(condition="").values("condition").annotate(n=Count("pk")):
+        open_alerts.add_metric([row["condition"]], row["n"])
+    yield open_alerts
 
 
 def _queue_depth(orm_queue: Any) -> int:
