@@ -176,7 +176,11 @@ def start_due(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"started": 0, "not_started": 0}
     for pk in due(now):
-        state = decide(pk, now=now)
+        try:
+            state = decide(pk, now=now)
+        except Exception:  # undecided (rolled back): tried again next minute, within the grace
+            logger.exception("scheduled start failed", extra={"occurrence": pk})
+            continue
         if state == OccurrenceState.STARTED:
             counts["started"] += 1
         elif state == OccurrenceState.NOT_STARTED:

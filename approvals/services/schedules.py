@@ -441,7 +441,12 @@ def schedules_run_due(*, now: datetime | None = None) -> dict[str, int]:
     )
     total = RunResult()
     for pk in ids:
-        one = schedule_run(pk, now=now)
+        try:
+            one = schedule_run(pk, now=now)
+        except Exception:  # one broken schedule must not stop the others; retried next minute
+            logger.exception("schedule job failed", extra={"schedule": pk})
+            total.failed += 1
+            continue
         total.requested += one.requested
         total.missed += one.missed
         total.failed += one.failed

@@ -1,9 +1,9 @@
-"""Two workers running the schedule job at the same instant, on PostgreSQL, from threads with
+"""Two workers running the schedule jobs at the same instant, on PostgreSQL, from threads with
 their own connections: one request per occurrence, whichever way they interleave.
 
 Two levels are raced: the whole job (the schedule row lock sorts it out), and two claims of the
 same occurrence from stale copies of the schedule, which only the unique (schedule, planned_at)
-constraint can stop.
+constraint can stop. And two planned-time start jobs on one approved drill start it once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ from approvals.models import ExecutionRequest, Schedule, ScheduledOccurrence
 from approvals.services import schedules as schedule_services
 from audit.selectors import verify_chain
 from tests.approvals.test_concurrency import race
+from tests.approvals.test_schedules_autostart import (  # noqa: F401  (fixtures)
+    allow_scheduled_start,
+    drill,
+    planned,
+    script,
+)
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
 ROUNDS = 6
@@ -78,4 +84,26 @@ def test_racing_claims_of_one_occurrence_create_one_request(
         assert len(made) == 1 and results.count(None) == 1, results
         assert ExecutionRequest.objects.filter(scheduled_occurrence__schedule=schedule).count() == 1
     assert ExecutionRequest.objects.count() == ROUNDS
+    assert verify_chain().ok
+
+
+def test_two_start_jobs_at_once_start_a_scheduled_drill_once(drill, people, planned):  # noqa: F811
+    from approvals.models import Approval
+    from executions import scheduled_start
+    from executions.models import Execution
+
+    occurrence = drill()
+    for who in ("it", "biz"):
+        services.request_approve(occurrence.request, actor=people[who], comment="ok")
+    assert Approval.objects.count() == 2
+    at = planned + timedelta(minutes=1)
+    results = race(
+        lambda: scheduled_start.start_due(now=at), lambda: scheduled_start.start_due(now=at)
+    )
+    assert all(isinstance(r, dict) for r in results), results
+    assert sum(r["started"] for r in results) == 1
+    assert sum(r["not_started"] for r in results) == 0
+    assert Execution.objects.filter(request=occurrence.request).count() == 1
+    occurrence.refresh_from_db()
+    assert occurrence.state == "started"
     assert verify_chain().ok
