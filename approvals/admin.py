@@ -274,7 +274,10 @@ class ScheduleAdmin(SimpleHistoryAdmin):
     def upcoming(self, obj: Schedule) -> str:
         if obj.pk is None:
             return "-"
-        items = recurrence.occurrences(obj.rule(), timezone.now(), 5)
+        try:
+            items = recurrence.occurrences(obj.rule(), timezone.now(), 5)
+        except ValueError as exc:  # e.g. a zone the host's tz database no longer has
+            return str(exc)
         rows = []
         for item in items:
             note = ""
