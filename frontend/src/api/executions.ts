@@ -1,6 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from './client';
-import { serverHas } from './me';
 import { POLL } from './queryClient';
 import type { Execution, ExecutionState, Page } from './types';
 
@@ -41,19 +40,5 @@ export function useContinue(id: number) {
   return useMutation({
     mutationFn: () => api<Execution>(`executions/${id}/continue/`, { method: 'POST' }),
     onSuccess: (execution) => client.setQueryData(['executions', id], execution),
-  });
-}
-
-/** Whether the evidence report endpoint answers for this request (it comes with the audit work). */
-export function useEvidenceAvailable(requestId: number, enabled: boolean) {
-  return useQuery({
-    queryKey: ['evidence', requestId],
-    queryFn: async ({ signal }) => {
-      await api<unknown>(`requests/${requestId}/evidence/`, { query: { format: 'json' }, signal });
-      return true;
-    },
-    enabled: enabled && serverHas('evidence'),
-    staleTime: 60_000,
-    retry: false,
   });
 }

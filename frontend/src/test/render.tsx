@@ -37,3 +37,14 @@ export function mockFetch(handler: Handler) {
   vi.stubGlobal('fetch', fn);
   return { fn, calls };
 }
+
+/** Embeds the page's bootstrap data (frontend/views.py) as the server would; setup.ts removes it
+ * after each test. */
+export function setBootstrap(data: Record<string, unknown>): void {
+  document.getElementById('bc-bootstrap')?.remove();
+  const node = document.createElement('script');
+  node.id = 'bc-bootstrap';
+  node.type = 'application/json';
+  node.textContent = JSON.stringify(data);
+  document.head.appendChild(node);
+}

@@ -1,5 +1,5 @@
-import { useEvidenceAvailable } from '../../api/executions';
 import type { EvidenceSummary, Execution } from '../../api/types';
+import { EvidenceLink } from '../../components/EvidenceLink';
 import { formatDuration, humanise } from '../../lib/format';
 
 function asEvidence(value: unknown): EvidenceSummary | null {
@@ -9,11 +9,9 @@ function asEvidence(value: unknown): EvidenceSummary | null {
 
 export function Evidence({ execution }: { execution: Execution }) {
   const finished = execution.state === 'succeeded' || execution.state === 'failed';
-  const report = useEvidenceAvailable(execution.request, finished);
   if (!finished) return null;
   const evidence = asEvidence(execution.evidence);
   const resources = Object.entries(evidence?.resources ?? {});
-  const href = `/api/v1/requests/${execution.request}/evidence/?format=html`;
   return (
     <section aria-labelledby="evidence-title" className="panel panel-wide">
       <h2 id="evidence-title">Data-loss conclusion</h2>
@@ -37,13 +35,7 @@ export function Evidence({ execution }: { execution: Execution }) {
         <p>Total time: {formatDuration(evidence.total_seconds)}</p>
       ) : null}
       <p>
-        {report.isSuccess ? (
-          <a href={href}>Evidence report for request #{execution.request}</a>
-        ) : report.isFetching ? (
-          <span className="muted">Looking for the evidence report…</span>
-        ) : (
-          <span className="muted">The evidence report is not available on this server yet.</span>
-        )}
+        <EvidenceLink requestId={execution.request} />
       </p>
       {execution.state_reason ? <p className="meta">{humanise(execution.state_reason)}</p> : null}
     </section>

@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { Route, Routes } from 'react-router';
 import { describe, expect, it } from 'vitest';
 import type { Execution, Step } from '../../api/types';
-import { mockFetch, renderWithProviders } from '../../test/render';
+import { mockFetch, renderWithProviders, setBootstrap } from '../../test/render';
 import { ExecutionView } from './ExecutionView';
 
 function step(position: number, overrides: Partial<Step> = {}): Step {
@@ -106,7 +106,8 @@ describe('ExecutionView', () => {
   });
 
   it('gives the data-loss conclusion when finished, and says when the evidence report is missing', async () => {
-    show(
+    setBootstrap({ endpoints: { evidence: false } });
+    const { calls } = show(
       execution({
         state: 'succeeded',
         finished_at: '2026-11-20T10:00:09Z',
@@ -127,15 +128,26 @@ describe('ExecutionView', () => {
     );
     expect(await screen.findByText(/no committed data was lost/)).toBeInTheDocument();
     expect(screen.getByText('Total time: 8.2 s')).toBeInTheDocument();
-    expect(await screen.findByText(/evidence report is not available/)).toBeInTheDocument();
+    expect(screen.getByText(/evidence report is not available/)).toBeInTheDocument();
+    expect(screen.queryByRole('link', { name: /Evidence report/ })).not.toBeInTheDocument();
     expect(screen.getByRole('heading', { level: 1 })).toHaveTextContent(/Succeeded/);
+    // The page said the endpoint is missing: nothing asked for it (a 404 is a console error).
+    expect(calls.some((c) => c.url.pathname.includes('/evidence/'))).toBe(false);
   });
 
-  it('links the evidence report when the server has it', async () => {
-    show(execution({ state: 'failed', finished_at: '2026-11-20T10:00:09Z', steps: [] }), (url) =>
-      url.pathname === '/api/v1/requests/7/evidence/' ? { body: { request: 7 } } : undefined,
+  it('links the printable evidence report once finished, without probing it', async () => {
+    setBootstrap({ endpoints: { evidence: true } });
+    const { calls } = show(
+      execution({ state: 'failed', finished_at: '2026-11-20T10:00:09Z', steps: [] }),
     );
     const link = await screen.findByRole('link', { name: /Evidence report for request #7/ });
     expect(link).toHaveAttribute('href', '/api/v1/requests/7/evidence/?format=html');
+    expect(calls.some((c) => c.url.pathname.includes('/evidence/'))).toBe(false);
+  });
+
+  it('has no evidence link while the execution runs', async () => {
+    show(execution());
+    await screen.findByText(/1 of 3 steps finished/);
+    expect(screen.queryByRole('link', { name: /Evidence report/ })).not.toBeInTheDocument();
   });
 });

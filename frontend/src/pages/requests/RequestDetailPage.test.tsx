@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { Route, Routes } from 'react-router';
 import { describe, expect, it } from 'vitest';
 import type { RequestDetail } from '../../api/types';
-import { requestDetail } from '../../test/fixtures';
+import { page, requestDetail } from '../../test/fixtures';
 import { mockFetch, renderWithProviders } from '../../test/render';
 import { RequestDetailPage } from './RequestDetailPage';
 
@@ -148,5 +148,24 @@ describe('RequestDetailPage', () => {
     );
     await user.type(screen.getByLabelText(/to confirm/), 'orders-pg');
     expect(screen.getByRole('button', { name: 'Start switchover' })).toBeDisabled();
+  });
+
+  it('links the executions and, once finished, the printable evidence report', async () => {
+    const detail = requestDetail({ state: 'succeeded' });
+    show(detail, (url) =>
+      url.pathname === '/api/v1/executions/'
+        ? { body: page([{ id: 31, request: detail.id, state: 'succeeded' }]) }
+        : undefined,
+    );
+    const execution = await screen.findByRole('link', { name: 'Execution #31' });
+    expect(execution).toHaveAttribute('href', '/executions/31');
+    const report = screen.getByRole('link', { name: /Evidence report for request #7/ });
+    expect(report).toHaveAttribute('href', '/api/v1/requests/7/evidence/?format=html');
+  });
+
+  it('has no evidence link before the request has run', async () => {
+    show(requestDetail());
+    await screen.findByRole('region', { name: 'Approvals' });
+    expect(screen.queryByRole('link', { name: /Evidence report/ })).not.toBeInTheDocument();
   });
 });

@@ -5,6 +5,7 @@ import { serverHas } from '../../api/me';
 import { useRequest } from '../../api/requests';
 import type { RequestDetail } from '../../api/types';
 import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
+import { EvidenceLink } from '../../components/EvidenceLink';
 import { PhaseBadge } from '../../components/StateBadge';
 import { formatTime, humanise } from '../../lib/format';
 import { ApprovalsPanel } from './ApprovalsPanel';
@@ -14,6 +15,7 @@ import { VotePanel } from './VotePanel';
 import { usePageTitle } from '../../lib/usePageTitle';
 
 const HAS_EXECUTION = ['running', 'succeeded', 'failed'];
+const FINISHED = ['succeeded', 'failed'];
 
 function Executions({ request }: { request: RequestDetail }) {
   const shown = HAS_EXECUTION.includes(request.state) && serverHas('executions');
@@ -23,14 +25,21 @@ function Executions({ request }: { request: RequestDetail }) {
   if (executions.isError) return <ErrorMessage error={executions.error} />;
   if (!executions.data.length) return <p className="muted">No execution found for this request.</p>;
   return (
-    <ul className="executions">
-      {executions.data.map((e) => (
-        <li key={e.id}>
-          <Link to={`/executions/${e.id}`}>Execution #{e.id}</Link>{' '}
-          <PhaseBadge state={e.state ?? 'queued'} />
-        </li>
-      ))}
-    </ul>
+    <>
+      <ul className="executions">
+        {executions.data.map((e) => (
+          <li key={e.id}>
+            <Link to={`/executions/${e.id}`}>Execution #{e.id}</Link>{' '}
+            <PhaseBadge state={e.state ?? 'queued'} />
+          </li>
+        ))}
+      </ul>
+      {FINISHED.includes(request.state) ? (
+        <p>
+          <EvidenceLink requestId={request.id} />
+        </p>
+      ) : null}
+    </>
   );
 }
 
