@@ -262,17 +262,23 @@ def sustain(n: int, cycle: int, cycles: int, concurrency: int | None, workers: i
         last[rid] = at
     gaps.sort()
     overdue = ResourceStatus.objects.filter(next_collect_at__lt=timezone.now()).count()
+    if gaps:  # one cycle gives one sample per resource, so no spacing to report
+        spacing = (
+            f"median {statistics.median(gaps):.2f} s, p99 {gaps[int(len(gaps) * 0.99)]:.2f} s, "
+            f"max {gaps[-1]:.2f} s"
+        )
+    else:
+        spacing = "n/a (fewer than two samples per resource)"
     print(
         f"sustain {n} resources @ {cycle} s [{workers} sweeper process(es)] for {elapsed:.0f} s: "
         f"{collected} observations = {collected / elapsed:.0f}/s (needed {n / cycle:.0f}/s), "
         f"worker CPU {cpu / max(collected, 1) * 1000:.2f} ms each; sample spacing "
-        f"median {statistics.median(gaps):.2f} s, p99 {gaps[int(len(gaps) * 0.99)]:.2f} s, "
-        f"max {gaps[-1]:.2f} s; overdue at the end: {overdue}",
+        f"{spacing}; overdue at the end: {overdue}",
         flush=True,
     )
 
 
-def history(n: int, hours: float, runs: int) -> None:
+def history(n: int, hours: float, runs: int, load: bool = True) -> None:
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
@@ -282,43 +288,65 @@ def history(n: int, hours: float, runs: int) -> None:
     from inventory.models import Resource
 
     now = timezone.now()
-    began = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM inventory_observationsample")
-        before = cursor.fetchone()[0]
-        # One row per resource every 15 s over the window, written by the server itself.
-        cursor.execute(
-            """
-            INSERT INTO inventory_observationsample
-                (resource_id, at, lag_seconds, lag_bytes, state, visible)
-            SELECT r.id, t, random() * 5, (random() * 100000)::bigint, 'green', true
-            FROM inventory_resource r,
-                 generate_series(%s::timestamptz - %s * interval '1 hour',
-                                 %s::timestamptz - interval '2 minutes',
-                                 interval '15 seconds') AS t
-            ON CONFLICT DO NOTHING
-            """,
-            [now, hours, now],
+    if load:
+        began = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM inventory_observationsample")
+            before = cursor.fetchone()[0]
+            # One row per resource every 15 s over the window, written by the server itself, in
+            # time order as collection writes them: one resource's day is spread over the table
+            # (about one heap page per sample), not stored together.
+            cursor.execute(
+                """
+                INSERT INTO inventory_observationsample
+                    (resource_id, at, lag_seconds, lag_bytes, state, visible)
+                SELECT r.id, t, random() * 5, (random() * 100000)::bigint, 'green', true
+                FROM generate_series(%s::timestamptz - %s * interval '1 hour',
+                                     %s::timestamptz - interval '2 minutes',
+                                     interval '15 seconds') AS t,
+                     inventory_resource r
+                ORDER BY t, r.id
+                ON CONFLICT DO NOTHING
+                """,
+                [now, hours, now],
+            )
+            cursor.execute("VACUUM ANALYZE inventory_observationsample")
+            cursor.execute("SELECT count(*) FROM inventory_observationsample")
+            total = cursor.fetchone()[0]
+        elapsed = time.perf_counter() - began
+        print(
+            f"history load: {total - before} synthetic samples ({total} in table) in "
+            f"{elapsed:.0f} s",
+            flush=True,
         )
-        cursor.execute("VACUUM ANALYZE inventory_observationsample")
-        cursor.execute("SELECT count(*) FROM inventory_observationsample")
-        total = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_total_relation_size('inventory_observationsample')")
-        size = cursor.fetchone()[0]
-    load = time.perf_counter() - began
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), pg_total_relation_size('inventory_observationsample'), "
+            "pg_relation_size('inventory_observationsample') FROM inventory_observationsample"
+        )
+        total, size, heap = cursor.fetchone()
     print(
-        f"history load: {total - before} synthetic samples ({total} in table, "
-        f"{size / 2**30:.1f} GiB with indexes) in {load:.0f} s",
+        f"history table: {total} rows, {size / 2**30:.1f} GiB with indexes "
+        f"({heap / 2**30:.1f} GiB heap)",
         flush=True,
     )
-    resource = Resource.objects.get(name=f"db-{n // 2:05d}")
     since = now - timezone.timedelta(hours=24)
-    timings, count = [], 0
+    # First query of each of `runs` different resources (their pages not yet read by a query),
+    # then the same resource again and again (warm).
+    firsts, count = [], 0
+    ids = Resource.objects.order_by("pk").values_list("pk", flat=True)
+    step = max(1, n // runs)
+    for pk in list(ids)[step // 2 :: step][:runs]:
+        t0 = time.perf_counter()
+        points, _ = history_points(pk, since, now)
+        firsts.append((time.perf_counter() - t0) * 1000)
+        count = len(points)
+    resource = Resource.objects.get(name=f"db-{n // 2:05d}")
+    timings = []
     for _ in range(runs):
         t0 = time.perf_counter()
         points, _ = history_points(resource.pk, since, now)
         timings.append((time.perf_counter() - t0) * 1000)
-        count = len(points)
     user, _ = user_set_roles(actor=None, username="bench-viewer", roles=["viewer"])
     client = Client()
     client.force_login(user)
@@ -330,8 +358,11 @@ def history(n: int, hours: float, runs: int) -> None:
     assert response.status_code == 200, response.status_code
     print(
         f"history query, one resource, last 24 h ({count} points) of {n} resources: "
-        f"selector median {statistics.median(timings):.1f} ms (max {max(timings):.1f}); "
-        f"HTTP endpoint incl. JSON median {statistics.median(http):.1f} ms",
+        f"first query of {len(firsts)} different resources median "
+        f"{statistics.median(firsts):.1f} ms (max {max(firsts):.1f}); same resource again "
+        f"median {statistics.median(timings):.1f} ms (max {max(timings):.1f}); "
+        f"HTTP endpoint incl. JSON median {statistics.median(http):.1f} ms "
+        f"(max {max(http):.1f})",
         flush=True,
     )
 
@@ -344,9 +375,15 @@ def main() -> None:
     parser.add_argument("--unbatched", type=int, default=2000, help="resources, 0 to skip")
     parser.add_argument("--sustain-cycles", type=int, default=4, help="0 to skip")
     parser.add_argument("--history-hours", type=float, default=24, help="0 to skip")
+    parser.add_argument(
+        "--history-no-load", action="store_true", help="query the history already loaded"
+    )
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument(
         "--workers", type=int, default=1, help="sweeper processes for the steady and sustain runs"
+    )
+    parser.add_argument(
+        "--sustain-workers", type=int, default=None, help="sweeper processes for sustain"
     )
     parser.add_argument("--keep-db", action="store_true", help="reuse <name>_bench")
     parser.add_argument("--skip-cold", action="store_true", help="no cold cycle (with --keep-db)")
@@ -390,9 +427,10 @@ def main() -> None:
             flush_batch=1,
         )
     if args.sustain_cycles:
-        sustain(n, args.cycle, args.sustain_cycles, args.concurrency, args.workers)
+        workers = args.sustain_workers or args.workers
+        sustain(n, args.cycle, args.sustain_cycles, args.concurrency, workers)
     if args.history_hours:
-        history(n, args.history_hours, runs=20)
+        history(n, args.history_hours, runs=20, load=not args.history_no_load)
 
 
 if __name__ == "__main__":
