@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "bcservice.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before sessions and auth: answers 503 / last-known copies while the database is down.
+    "bcservice.degraded.DegradedModeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -241,6 +243,18 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Where scripts/backup.sh writes pg_dump files; bc_selfcheck reads their age.
 BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BASE_DIR / "var" / "backups"))
+# bc_selfcheck's limits (bcservice/selfcheck.py; the command's options override them).
+BC_SELFCHECK_MAX_BACKUP_AGE_HOURS = float(os.environ.get("BC_SELFCHECK_MAX_BACKUP_AGE_HOURS", "24"))
+BC_SELFCHECK_MAX_STORE_LAG_SECONDS = float(
+    os.environ.get("BC_SELFCHECK_MAX_STORE_LAG_SECONDS", "5")
+)
+BC_SELFCHECK_REQUIRE_STANDBY = env_bool("BC_SELFCHECK_REQUIRE_STANDBY", True)
+
+# Degraded mode while the database is unreachable (bcservice/degraded.py): where last-known
+# copies of status reads are kept, how old one may be, how often the database is retried.
+BC_SNAPSHOT_DIR = Path(os.environ.get("BC_SNAPSHOT_DIR", BASE_DIR / "var" / "snapshots"))
+BC_DEGRADED_SNAPSHOT_MAX_AGE = float(os.environ.get("BC_DEGRADED_SNAPSHOT_MAX_AGE", "86400"))
+BC_DEGRADED_RECHECK_SECONDS = float(os.environ.get("BC_DEGRADED_RECHECK_SECONDS", "5"))
 
 # Collection: how many sweep loops may run at once (across workers and hosts; leases split the
 # due resources between them), how long one loop runs before it hands over, and how many targets
