@@ -20,6 +20,8 @@ from tests.e2e.conftest import PASSWORD, ROOT, LiveApp
 pytestmark = pytest.mark.e2e
 
 TARGET_SITE = "dublin-dc2"
+# Issue 7: "responsive to a laptop screen". Every person browses at 1366x768.
+LAPTOP = {"width": 1366, "height": 768}
 # The demo's tier-1 production resources on the lab, in order of preference: the first whose
 # connector has execution plans is used. MongoDB first: its switchover runs entirely against the
 # lab's simulator, while the PostgreSQL pair's needs a host action for the rejoin.
@@ -52,7 +54,7 @@ class Person:
 
     @classmethod
     def sign_in(cls, browser: Browser, app: LiveApp, username: str, password: str) -> Person:
-        context = browser.new_context(base_url=app.url, viewport={"width": 1366, "height": 860})
+        context = browser.new_context(base_url=app.url, viewport=LAPTOP)
         page = context.new_page()
         person = cls(page=page, name=username)
         page.on(
@@ -107,6 +109,19 @@ def _assert_accessible(page: Page, what: str) -> None:
     assert bad == [], f"{what}: {bad}"
 
 
+def _assert_fits_laptop(page: Page, what: str) -> None:
+    """Nothing sticks out sideways at 1366 px: no horizontal scrolling of the whole page."""
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{what}: {overflow} px wider than a {LAPTOP['width']} px screen"
+
+
+def _check_screen(page: Page, what: str) -> None:
+    _assert_fits_laptop(page, what)
+    _assert_accessible(page, what)
+
+
 def _open_request(person: Person, request_id: str, resource: str) -> None:
     page = person.page
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Waiting for me").click()
@@ -134,17 +149,29 @@ def test_tier1_switchover_from_request_to_succeeded(
     expect(row).to_contain_text(re.compile(r"Green|Yellow|Red"))
     expect(row).to_contain_text(re.compile(r"Visible|No visibility"))
     page.screenshot(path=str(artifacts / "status-board.png"), full_page=True)
-    _assert_accessible(page, "status board")
+    # What a laptop shows without scrolling.
+    page.screenshot(path=str(artifacts / "status-board-laptop.png"))
+    _check_screen(page, "status board")
+
+    # Resource detail: the current observation, reasons and the 24 h lag chart.
+    row.get_by_role("link", name=resource, exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(resource)
+    expect(page.get_by_role("region", name="Current observation")).to_be_visible()
+    expect(page.get_by_role("region", name="Reasons")).to_be_visible()
+    history = page.get_by_role("region", name=re.compile("^Lag over the last"))
+    expect(history.get_by_role("img", name=re.compile("^Lag over time"))).to_be_visible()
+    _check_screen(page, "resource detail")
 
     # Create: the policy that will apply is shown before submitting.
-    page.get_by_role("link", name="New request").click()
+    page.get_by_role("link", name=f"New request for {resource}").click()
     page.get_by_label("Kind").select_option("switchover")
-    page.get_by_label("Resource", exact=True).select_option(label=f"{resource} (tier 1)")
+    picked = page.get_by_label("Resource", exact=True)
+    expect(picked.locator("option:checked")).to_have_text(f"{resource} (tier 1)")
     preview = page.get_by_role("complementary", name="Policy that will apply")
     expect(preview).to_contain_text("2 distinct people, not the requester")
     expect(preview).to_contain_text("IT approver")
     expect(preview).to_contain_text("Business approver")
-    _assert_accessible(page, "new request")
+    _check_screen(page, "new request")
     expect(page.get_by_label("Target site")).to_have_value(TARGET_SITE)
     page.get_by_label("Change ticket").fill("CHG0012345")
     page.get_by_label("Reason").fill("End-to-end test: planned switchover")
@@ -157,7 +184,7 @@ def test_tier1_switchover_from_request_to_succeeded(
     approve = page.get_by_role("button", name="Approve")
     expect(approve).to_be_disabled()
     expect(page.get_by_text(re.compile("You cannot approve: .*requester"))).to_be_visible()
-    _assert_accessible(page, "request detail")
+    _check_screen(page, "request detail")
 
     # Two approvers with different roles, each in their own browser.
     it = Person.sign_in(browser, live_app, "demo-it", "it-pass-2026")
@@ -201,8 +228,21 @@ def test_tier1_switchover_from_request_to_succeeded(
     heading = page.get_by_role("heading", level=1)
     expect(heading).to_contain_text(re.compile("Succeeded|Failed"), timeout=180_000)
     page.screenshot(path=str(artifacts / "execution.png"), full_page=True)
-    _assert_accessible(page, "execution view")
+    _check_screen(page, "execution view")
     expect(heading).to_contain_text("Succeeded")
-    expect(page.get_by_role("region", name="Data-loss conclusion")).to_contain_text(resource)
+    conclusion = page.get_by_role("region", name="Data-loss conclusion")
+    expect(conclusion).to_contain_text(resource)
+
+    # The printable evidence report, where this server has it (the page says which it has).
+    report_link = conclusion.get_by_role("link", name=re.compile("^Evidence report"))
+    if report_link.count():
+        href = report_link.get_attribute("href")
+        assert href == f"/api/v1/requests/{request_id}/evidence/?format=html"
+        printable = page.request.get(href)
+        assert printable.status == 200, printable.text()[:500]
+        assert printable.headers["content-type"].startswith("text/html")
+        assert resource in printable.text()
+    else:
+        expect(conclusion).to_contain_text("evidence report is not available")
 
     _assert_quiet(operator, it, business)
