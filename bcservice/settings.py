@@ -269,6 +269,11 @@ BC_BREAKGLASS_MAX_MINUTES = int(os.environ.get("BC_BREAKGLASS_MAX_MINUTES", "240
 # When set, /metrics requires "Authorization: Bearer <token>".
 BC_METRICS_TOKEN = os.environ.get("BC_METRICS_TOKEN", "")
 
+# OpenTelemetry tracing (bcservice/tracing.py), off by default; the exporter reads the standard
+# OTEL_EXPORTER_OTLP_* variables. BC_OTEL_EXPORTER=console prints spans instead.
+BC_OTEL_ENABLED = env_bool("BC_OTEL_ENABLED", False)
+BC_OTEL_EXPORTER = os.environ.get("BC_OTEL_EXPORTER", "otlp")
+
 LOG_LEVEL = os.environ.get("BC_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
