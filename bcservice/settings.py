@@ -255,6 +255,7 @@ BC_SELFCHECK_REQUIRE_STANDBY = env_bool("BC_SELFCHECK_REQUIRE_STANDBY", True)
 BC_SNAPSHOT_DIR = Path(os.environ.get("BC_SNAPSHOT_DIR", BASE_DIR / "var" / "snapshots"))
 BC_DEGRADED_SNAPSHOT_MAX_AGE = float(os.environ.get("BC_DEGRADED_SNAPSHOT_MAX_AGE", "86400"))
 BC_DEGRADED_RECHECK_SECONDS = float(os.environ.get("BC_DEGRADED_RECHECK_SECONDS", "5"))
+BC_DEGRADED_PROBE_TIMEOUT = int(os.environ.get("BC_DEGRADED_PROBE_TIMEOUT", "3"))
 
 # Collection: how many sweep loops may run at once (across workers and hosts; leases split the
 # due resources between them), how long one loop runs before it hands over, and how many targets
@@ -262,6 +263,21 @@ BC_DEGRADED_RECHECK_SECONDS = float(os.environ.get("BC_DEGRADED_RECHECK_SECONDS"
 BC_SWEEP_SLOTS = int(os.environ.get("BC_SWEEP_SLOTS", "1"))
 BC_SWEEP_LOOP_SECONDS = float(os.environ.get("BC_SWEEP_LOOP_SECONDS", "50"))
 BC_COLLECT_CONCURRENCY = int(os.environ.get("BC_COLLECT_CONCURRENCY", "16"))
+
+# Drill cadence by tier (days): a resource whose last passed drill is older than its tier's
+# cadence gets the readiness reason "drill_overdue" (inventory/rules.py, docs/monitoring.md).
+BC_DRILL_CADENCE_DAYS = {
+    1: int(os.environ.get("BC_DRILL_CADENCE_TIER1_DAYS", "90")),
+    2: int(os.environ.get("BC_DRILL_CADENCE_TIER2_DAYS", "180")),
+    3: int(os.environ.get("BC_DRILL_CADENCE_TIER3_DAYS", "365")),
+}
+if min(BC_DRILL_CADENCE_DAYS.values()) < 1:
+    raise ImproperlyConfigured("BC_DRILL_CADENCE_TIER<n>_DAYS must be at least 1")
+# A resource that never passed a drill is overdue this many days after it was added; empty: one
+# cadence of its tier (a new resource has as long for its first drill as for any other).
+BC_DRILL_GRACE_DAYS = (
+    int(os.environ["BC_DRILL_GRACE_DAYS"]) if os.environ.get("BC_DRILL_GRACE_DAYS") else None
+)
 
 # Longest break-glass grant an eligible person may open (minutes).
 BC_BREAKGLASS_MAX_MINUTES = int(os.environ.get("BC_BREAKGLASS_MAX_MINUTES", "240"))
