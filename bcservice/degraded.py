@@ -277,6 +277,8 @@ class DegradedModeMiddleware:
             # not see: still an outage, still no 500.
             breaker.mark_down()
             return degraded_response(request, during=getattr(request, "_bc_wrote", False))
+        if breaker.down_since is not None and not response.has_header("X-BC-Degraded"):
+            breaker.mark_up()  # this request reached the view without a connection error
         if (
             request.method == "GET"
             and response.status_code == 200

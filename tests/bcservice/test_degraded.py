@@ -226,6 +226,7 @@ def test_database_outage_degrades_without_a_500_and_loses_nothing(service):
     status, headers, body = _call(base, "/api/v1/status/summary/", token=admin)
     assert status == 200 and "X-BC-Degraded" not in headers, service.log_tail()
     assert "degraded" not in json.loads(body)
+    assert "degraded mode over" in service.log_tail()
 
     # Nothing lost: the refused action was not half-applied, and repeating it works.
     status, _, body = _call(base, "/api/v1/sites/?name=outage-site", token=admin)

@@ -88,3 +88,17 @@ def test_on_a_request_produces_a_server_span_with_its_sql_inside():
         assert all(s["trace"] == server["trace"] for s in sql)
         assert any(s["parent"] == server["id"] for s in sql)
         assert any("SELECT" in s["attributes"].get("db.statement", "") for s in sql)
+
+
+def test_on_without_the_packages_refuses_to_start():
+    blocked = "import sys; sys.modules['opentelemetry'] = None\n" + PROBE
+    done = subprocess.run(
+        [sys.executable, "-c", blocked],
+        env={**os.environ, "BC_OTEL_ENABLED": "1", "DJANGO_SETTINGS_MODULE": "bcservice.settings"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "BC_OTEL_ENABLED is set but OpenTelemetry is not installed" in done.stderr
