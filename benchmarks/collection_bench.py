@@ -254,6 +254,13 @@ def sustain(n: int, cycle: int, cycles: int, concurrency: int | None, workers: i
     began = time.perf_counter()
     collected, _, cpu = run_sweepers(workers, "loop", duration, concurrency=concurrency)
     elapsed = time.perf_counter() - began
+    # Right when the loops stopped (not after the analysis below, while more fall due):
+    # how many were overdue, and by how much at worst.
+    ended = timezone.now()
+    overdue = ResourceStatus.objects.filter(next_collect_at__lt=ended)
+    oldest = overdue.order_by("next_collect_at").values_list("next_collect_at", flat=True)[:1]
+    late = f"{(ended - oldest[0]).total_seconds():.1f} s" if oldest else "-"
+    overdue = f"{overdue.count()} (the oldest due {late} before)"
     samples = ObservationSample.objects.filter(at__gte=start).order_by("resource_id", "at")
     gaps, last = [], {}
     for rid, at in samples.values_list("resource_id", "at").iterator(chunk_size=20000):
@@ -261,7 +268,6 @@ def sustain(n: int, cycle: int, cycles: int, concurrency: int | None, workers: i
             gaps.append((at - last[rid]).total_seconds())
         last[rid] = at
     gaps.sort()
-    overdue = ResourceStatus.objects.filter(next_collect_at__lt=timezone.now()).count()
     if gaps:  # one cycle gives one sample per resource, so no spacing to report
         spacing = (
             f"median {statistics.median(gaps):.2f} s, p99 {gaps[int(len(gaps) * 0.99)]:.2f} s, "
