@@ -65,32 +65,72 @@ def _status(resource: Resource) -> ResourceStatus | None:
         return None
 
 
-def current_primary_site_id(resource: Resource) -> int:
-    """The site that is primary now: the configured one unless monitoring saw the roles swapped."""
+def observed_primary_site_id(resource: Resource) -> int | None:
+    """The site monitoring last saw as the one primary (None: nothing seen, or not one)."""
     status = _status(resource)
-    if (
-        status is not None
-        and status.dr_role == _PRIMARY_ROLE
-        and status.primary_role != _PRIMARY_ROLE
-    ):
-        return resource.dr_site_id
-    return resource.primary_site_id
+    if status is None:
+        return None
+    roles = (status.primary_role, status.dr_role)
+    if roles.count(_PRIMARY_ROLE) != 1:
+        return None
+    return resource.primary_site_id if roles[0] == _PRIMARY_ROLE else resource.dr_site_id
+
+
+def current_primary_site_id(resource: Resource) -> int:
+    """The site that is primary now: where the last executions left it (the primary site until
+    something moved it), or where monitoring sees the one primary if that differs."""
+    observed = observed_primary_site_id(resource)
+    return observed if observed is not None else resource.current_site_id_or_home
+
+
+def _site_name(resource: Resource, site_id: int | None) -> str:
+    for site in (resource.primary_site, resource.dr_site):
+        if site.pk == site_id:
+            return site.name
+    return f"site #{site_id}"
 
 
 def target_errors(kind: str, scope_members: list[Resource], target: Site) -> list[str]:
-    """Why ``target`` is not a valid target for every member (empty list: it is)."""
+    """Why ``target`` is not a valid target for every member (empty list: it is).
+
+    The primary moves: a switchover or failover to the site that holds the primary now is
+    refused, whether the service recorded it there (a move left in place) or monitoring sees it
+    there (a move outside the service); a failback goes to the home (primary) site and only
+    when the resource is away from it by either account.
+    """
     errors: list[str] = []
     if not scope_members:
         return ["The group has no members."]
     for member in scope_members:
+        recorded = member.current_site_id_or_home
+        observed = observed_primary_site_id(member)
         if target.pk not in (member.primary_site_id, member.dr_site_id):
             errors.append(f"{member.name}: {target.name} is neither its primary nor its DR site.")
         elif kind in (RequestKind.FAILOVER, RequestKind.SWITCHOVER):
-            if target.pk == current_primary_site_id(member):
-                errors.append(f"{member.name}: {target.name} is already its primary.")
-        elif kind == RequestKind.FAILBACK and target.pk != member.primary_site_id:
-            # Failback returns to the home (configured primary) site; anything else is a failover.
-            errors.append(f"{member.name}: failback goes to its home site {member.primary_site}.")
+            if target.pk == recorded:
+                where = " (after a move left in place)" if member.away_from_home else ""
+                errors.append(
+                    f"{member.name}: {target.name} is already its primary: the current site"
+                    f"{where}. A {kind} must go to the other site"
+                    + ("; to return home, request a failback." if member.away_from_home else ".")
+                )
+            elif target.pk == observed:
+                errors.append(
+                    f"{member.name}: {target.name} is already its primary as monitoring sees it, "
+                    f"although the recorded current site is {_site_name(member, recorded)}; "
+                    "check the unexpected_primary_site reason first."
+                )
+        elif kind == RequestKind.FAILBACK:
+            if target.pk != member.primary_site_id:
+                # Failback returns to the home (configured primary) site; else it is a failover.
+                errors.append(
+                    f"{member.name}: failback goes to its home site {member.primary_site}."
+                )
+            elif recorded == member.primary_site_id and observed in (None, recorded):
+                errors.append(
+                    f"{member.name}: already at its home site {member.primary_site}; "
+                    "there is nothing to fail back."
+                )
     return errors
 
 

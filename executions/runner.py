@@ -369,6 +369,8 @@ def _finish(execution_id: int, *, succeeded: bool, reason: str) -> None:
             evidence=json_safe(summary),
             owner="",
         )
+        # Where the primary is now and the last passed drill, in the same transaction.
+        services.record_outcomes(execution, actor=WORKER, at=execution.finished_at)
         services.release_locks(execution)
         approval_start.request_mark_finished(
             execution.request, actor=WORKER, succeeded=succeeded, detail=reason[:500]

@@ -17,6 +17,7 @@ from connectors.contract import NotSupported
 from executions.choices import ACTIVE, TRANSITIONS, ExecutionState, StepState
 from executions.models import ActiveExecutionLock, Execution, ExecutionStep
 from executions.planning import plan_request, scope_resources
+from inventory import services as inventory
 from notifications import services as notifications
 
 
@@ -194,6 +195,57 @@ def execution_continue(*, actor: Any, execution: Execution) -> Execution:
     transition(locked, ExecutionState.RUNNING, actor=actor, reason="continued", context=context)
     transaction.on_commit(lambda: enqueue(locked.pk))
     return locked
+
+
+# Kinds whose success leaves the primary role at the request's target site.
+_MOVING_KINDS = frozenset({"switchover", "failover", "failback"})
+_DONE = frozenset({StepState.SUCCEEDED, StepState.OVERRIDDEN})
+
+
+def record_outcomes(execution: Execution, *, actor: Any, at: Any) -> dict[str, list[str]]:
+    """Tell the inventory what a finishing execution changed; call in the finish transaction.
+
+    Per resource: when all of its steps are done (succeeded, or a precheck overridden by the
+    operator), a switchover/failover/failback moved its primary role to the target site, and a
+    drill passed. A resource with a failed or unrun step records nothing (its real state is
+    then shown by monitoring: ``unexpected_primary_site`` if the primary did move).
+    Returns {"moved": [...], "drilled": [...]} (resource names) for the audit trail.
+    """
+    done: dict[int, bool] = {}
+    names: dict[int, str] = {}
+    steps = execution.steps.values_list("resource_id", "resource__name", "state")
+    for resource_id, name, state in steps:
+        done[resource_id] = done.get(resource_id, True) and state in _DONE
+        names[resource_id] = name
+    request = execution.request
+    outcome: dict[str, list[str]] = {"moved": [], "drilled": []}
+    conclusions = {
+        name: (data or {}).get("conclusion", {}).get("code", "")
+        for name, data in (execution.evidence or {}).get("resources", {}).items()
+    }
+    for resource_id, all_done in done.items():
+        if not all_done:
+            continue
+        if execution.kind in _MOVING_KINDS:
+            resource = inventory.resource_record_move(
+                actor=actor,
+                resource_id=resource_id,
+                site=request.target_site,
+                kind=execution.kind,
+                at=at,
+                execution_id=execution.pk,
+            )
+            outcome["moved"].append(resource.name)
+        elif execution.kind == "drill":
+            resource = inventory.resource_record_drill(
+                actor=actor,
+                resource_id=resource_id,
+                at=at,
+                execution_id=execution.pk,
+                conclusion=conclusions.get(names[resource_id], ""),
+            )
+            outcome["drilled"].append(resource.name)
+    return outcome
 
 
 def release_locks(execution: Execution) -> None:

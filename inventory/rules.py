@@ -233,8 +233,109 @@ def evaluate(inp: RuleInput, thresholds: Thresholds, now: datetime) -> Evaluatio
     return out.result()
 
 
+@dataclass(frozen=True)
+class DrillInput:
+    """What the drill programme knows about one resource."""
+
+    tier: int
+    cadence_days: float  # the tier's cadence
+    last_passed_at: datetime | None  # the last passed drill; None: none on record
+    created_at: datetime | None  # when the resource was added (start of the grace period)
+    grace_days: float  # how long a resource without a passed drill is not yet overdue
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:.0f}"
+
+
+def drill_reason(drill: DrillInput, now: datetime) -> Reason | None:
+    """``drill_overdue`` when the last passed drill is **older than** the cadence.
+
+    Exactly at the cadence is not overdue; one second over is. A resource with no passed drill is
+    overdue once it has existed for longer than the grace period (a resource added today is not
+    instantly overdue); with no creation time either, it is overdue at once.
+    """
+    cadence = drill.cadence_days * 86400
+    if drill.last_passed_at is not None:
+        age = (now - drill.last_passed_at).total_seconds()
+        if age <= cadence:
+            return None
+        return Reason(
+            "drill_overdue",
+            f"last passed drill {_days(age)} days ago; "
+            f"tier {drill.tier} cadence is {_num(drill.cadence_days)} days",
+        )
+    if drill.created_at is not None:
+        if (now - drill.created_at).total_seconds() <= drill.grace_days * 86400:
+            return None
+        since = f"; added {_days((now - drill.created_at).total_seconds())} days ago"
+    else:
+        since = ""
+    return Reason(
+        "drill_overdue",
+        f"no passed drill on record{since}; tier {drill.tier} cadence is "
+        f"{_num(drill.cadence_days)} days",
+    )
+
+
+@dataclass(frozen=True)
+class SiteInput:
+    """Where the service recorded the primary role, and what the last observation showed.
+
+    Sites are given by name; ``primary_role``/``dr_role`` are the roles observed at the members of
+    the configured primary and DR sites in the last observation in which both were seen.
+    """
+
+    primary_site: str
+    dr_site: str
+    current_site: str  # recorded: the primary site until an execution moved it
+    primary_role: str = ""
+    dr_role: str = ""
+    observed_at: datetime | None = None
+    current_since: datetime | None = None  # when the recorded current site last changed
+
+
+def observed_primary_site(site: SiteInput) -> str | None:
+    """The site whose member the observation saw as the one primary (None: none or both)."""
+    roles = (site.primary_role, site.dr_role)
+    if roles.count("primary") != 1:
+        return None  # no_primary / both_primary are reasons of their own
+    return site.primary_site if site.primary_role == "primary" else site.dr_site
+
+
+def site_reason(site: SiteInput) -> Reason | None:
+    """``unexpected_primary_site`` when monitoring sees the primary somewhere else than recorded.
+
+    Neither side is trusted silently: the primary moved outside this service (or a move's result
+    was not recorded), so failback targets and readiness may be wrong until someone looks. An
+    observation older than the recorded move says nothing about it and is not compared.
+    """
+    if site.observed_at is None:
+        return None
+    if site.current_since is not None and site.observed_at < site.current_since:
+        return None
+    observed = observed_primary_site(site)
+    if observed is None or observed == site.current_site:
+        return None
+    return Reason(
+        "unexpected_primary_site",
+        f"monitoring sees the primary at {observed}, but the recorded current site is "
+        f"{site.current_site}",
+    )
+
+
+# Reasons worked out when a status is read (from the clock and the inventory), never stored.
+READ_TIME_CODES = ("stale", "never_observed", "drill_overdue", "unexpected_primary_site")
+
+
 def at_read_time(
-    evaluation: Evaluation, observed_at: datetime | None, freshness_seconds: float, now: datetime
+    evaluation: Evaluation,
+    observed_at: datetime | None,
+    freshness_seconds: float,
+    now: datetime,
+    *,
+    drill: DrillInput | None = None,
+    site: SiteInput | None = None,
 ) -> Evaluation:
     """A stored evaluation as it must be shown at ``now``.
 
@@ -242,13 +343,25 @@ def at_read_time(
     collection stopped, a stored "green" would be stale data shown as current (invariant 9). This
     recomputes the ``stale``/``never_observed`` reason for ``now`` and turns it into a loss of
     visibility. It only ever adds: a loss recorded by the collection is kept.
+
+    With ``drill``/``site`` it also adds ``drill_overdue`` and ``unexpected_primary_site``, both
+    yellow (they need attention, not a page; visibility is not affected). They depend on the
+    clock and on what executions recorded, so they are evaluated here, at every read, and a
+    passed drill or a recorded move shows at once, without waiting for the next collection.
     """
     out = _Collector()
     out.state, out.visibility = evaluation.state, evaluation.visibility
-    out.reasons = [r for r in evaluation.reasons if r.code not in ("stale", "never_observed")]
+    out.reasons = [r for r in evaluation.reasons if r.code not in READ_TIME_CODES]
     _staleness(out, observed_at, freshness_seconds, now)
     if out.visibility == LOST and out.state == GREEN:
         out.state = YELLOW
+    extra = [
+        drill_reason(drill, now) if drill is not None else None,
+        site_reason(site) if site is not None else None,
+    ]
+    for reason in extra:
+        if reason is not None:
+            out.add(YELLOW, reason.code, reason.message)
     return out.result()
 
 

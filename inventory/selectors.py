@@ -45,7 +45,7 @@ def _scope(user: Any) -> tuple[set[int], set[int]] | None:
 
 
 def resources_for(user: Any) -> QuerySet[Resource]:
-    qs = Resource.objects.select_related("primary_site", "dr_site")
+    qs = Resource.objects.select_related("primary_site", "dr_site", "current_site")
     if not user_roles(user):
         return qs.none()
     scope = _scope(user)

@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from inventory import rules
+from inventory import readiness, rules
 from inventory.models import ObservationSample, Resource, ResourceStatus
 from notifications.services import notify
 
@@ -112,10 +112,18 @@ def stored_evaluation(status: ResourceStatus | None) -> rules.Evaluation:
 def current_evaluation(
     resource: Resource, status: ResourceStatus | None, now: datetime | None = None
 ) -> rules.Evaluation:
-    """The status as it must be shown now: the stored one plus staleness (invariant 9)."""
+    """The status as it must be shown now: the stored one plus staleness (invariant 9), the
+    drill programme (``drill_overdue``) and the recorded vs observed primary site."""
     observed_at = status.observed_at if status is not None else None
     return rules.at_read_time(
-        stored_evaluation(status), observed_at, resource.freshness_seconds, now or timezone.now()
+        stored_evaluation(status),
+        observed_at,
+        resource.freshness_seconds,
+        now or timezone.now(),
+        drill=readiness.drill_input(
+            resource.tier, resource.last_passed_drill_at, resource.created_at
+        ),
+        site=readiness.site_input(resource, status),
     )
 
 

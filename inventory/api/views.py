@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db import transaction
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
@@ -29,7 +30,7 @@ from inventory.api.serializers import (
     StatusSummarySerializer,
 )
 from inventory.filters import GroupFilter, ResourceFilter
-from inventory.models import Resource, ResourceGroup, Site
+from inventory.models import GroupMembership, Resource, ResourceGroup, Site
 
 
 class _InventoryViewSet(
@@ -124,8 +125,15 @@ class GroupViewSet(_InventoryViewSet):
     model = ResourceGroup
 
     def get_queryset(self):
+        # One query for all members with what their status needs (sites: current_site reasons).
+        members = GroupMembership.objects.select_related(
+            "resource__status",
+            "resource__primary_site",
+            "resource__dr_site",
+            "resource__current_site",
+        )
         return selectors.groups_for(self.request.user).prefetch_related(
-            "memberships__resource__status"
+            Prefetch("memberships", queryset=members)
         )
 
     @transaction.atomic

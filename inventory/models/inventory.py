@@ -77,9 +77,26 @@ class Resource(models.Model):
     heartbeat_column = models.CharField(max_length=127, blank=True, default="ts")
     heartbeat_max_age_seconds = models.PositiveIntegerField(default=120)
     enabled = models.BooleanField(default=True, db_index=True)
+    # Written only by executions (inventory.services.resource_record_move / _record_drill),
+    # never by the configuration path (admin, API, CMDB keep what is stored).
+    current_site = models.ForeignKey(
+        Site,
+        on_delete=models.PROTECT,
+        related_name="current_for",
+        null=True,
+        blank=True,
+        help_text="Primary role now (empty: the primary site); set by executions.",
+    )
+    current_site_changed_at = models.DateTimeField(null=True, blank=True)
+    last_passed_drill_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last drill of this resource passed."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
+
+    # Fields the executions own; configuration saves carry the stored values over.
+    EXECUTION_OWNED_FIELDS = ("current_site", "current_site_changed_at", "last_passed_drill_at")
 
     class Meta:
         ordering = ["name"]
@@ -91,11 +108,29 @@ class Resource(models.Model):
     def interval_seconds(self) -> int:
         return self.collect_interval_seconds or DEFAULT_INTERVAL_BY_TIER.get(self.tier, 60)
 
+    @property
+    def current_site_id_or_home(self) -> int | None:
+        """The site holding the primary role now (the primary site until something moved it)."""
+        return self.current_site_id or self.primary_site_id
+
+    @property
+    def away_from_home(self) -> bool:
+        """True while a switchover or failover is left in place (until failback)."""
+        return self.current_site_id_or_home != self.primary_site_id
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         if self.primary_site_id and self.primary_site_id == self.dr_site_id:
             errors.setdefault("dr_site", []).append(
                 "The DR site must differ from the primary site."
+            )
+        if self.current_site_id and self.current_site_id not in (
+            self.primary_site_id,
+            self.dr_site_id,
+        ):
+            errors.setdefault("primary_site", []).append(
+                f"The primary role is currently at {self.current_site}, which would be neither "
+                "the primary nor the DR site; fail back (or move it) before changing the sites."
             )
         yellow, red = self.yellow_lag_seconds, self.red_lag_seconds
         if yellow is not None and red is not None and yellow > red:

@@ -181,8 +181,11 @@ def test_anti_flapping_needs_an_admin_acknowledgement(make_request, people, site
         started_at=timezone.now() - timedelta(minutes=12),
         finished_at=timezone.now() - timedelta(minutes=10),
     )
+    # (the first switchover's finish recorded west as the current site; a failback from home
+    # would be refused)
+    first.resource.current_site = sites["west"]
+    first.resource.save(update_fields=["current_site"])
     second = make_request(kind="failback", target_site=sites["east"])
-    # (pretend monitoring saw the switchover: otherwise east is still the primary)
     services.request_approve(second, actor=people["it"])
     services.request_approve(second, actor=people["biz"])
     second.refresh_from_db()
@@ -198,7 +201,9 @@ def test_anti_flapping_needs_an_admin_acknowledgement(make_request, people, site
     assert second.flap_acknowledged_by == people["admin"]
     services.request_check_startable(second, actor=people["op"], now=timezone.now())
     assert AuditEvent.objects.filter(action="request.flap_acknowledged").exists()
-    # outside the window (30 min for tier 1) nothing is needed
+    # outside the window (30 min for tier 1) nothing is needed (the failback brought it home)
+    first.resource.current_site = sites["east"]
+    first.resource.save(update_fields=["current_site"])
     third = make_request()
     services.request_approve(third, actor=people["it"])
     services.request_approve(third, actor=people["biz"])
