@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from inventory import history, selectors, services
+from inventory import history, readiness, selectors, services
 from inventory.cmdb.admin_import import CmdbImportMixin
 from inventory.models import GroupMembership, Resource, ResourceGroup, ResourceStatus, Site
 
@@ -89,6 +89,8 @@ class ResourceAdmin(CmdbImportMixin, AuditedAdmin):
         "rpo_target_seconds",
         "enabled",
         "status_column",
+        "current_site_column",
+        "last_passed_drill_at",
     )
     list_filter = (
         "platform",
@@ -101,7 +103,14 @@ class ResourceAdmin(CmdbImportMixin, AuditedAdmin):
         "status__visibility",
     )
     search_fields = ("name", "owner")
-    list_select_related = ("primary_site", "dr_site", "status")
+    list_select_related = ("primary_site", "dr_site", "current_site", "status")
+    # Recorded by executions only (inventory.services.resource_record_move / _record_drill).
+    readonly_fields = (
+        "current_site_column",
+        "current_site_changed_at",
+        "last_passed_drill_at",
+        "drill_due",
+    )
     actions = ["test_connection_action"]
     change_form_template = "admin/inventory/resource/change_form.html"
     # Adds "Import from CMDB" (inventory.cmdb.admin_import) to the status board link.
@@ -126,12 +135,43 @@ class ResourceAdmin(CmdbImportMixin, AuditedAdmin):
             "Heartbeat",
             {"fields": ("heartbeat_table", "heartbeat_column", "heartbeat_max_age_seconds")},
         ),
+        (
+            "Current site and drills (recorded by executions)",
+            {
+                "fields": (
+                    "current_site_column",
+                    "current_site_changed_at",
+                    "last_passed_drill_at",
+                    "drill_due",
+                )
+            },
+        ),
     )
 
     @admin.display(description="status", ordering="status__state")
     def status_column(self, obj: Resource) -> str:
         evaluation = history.current_status(obj)
         return status_badge(evaluation.state, evaluation.visibility)
+
+    @admin.display(description="current site", ordering="current_site__name")
+    def current_site_column(self, obj: Resource) -> str:
+        if obj.pk is None:
+            return "-"
+        if not obj.away_from_home:
+            return f"{obj.primary_site} (home)"
+        return format_html(
+            '{} <span class="bc-badge bc-yellow">AWAY from {}</span>',
+            obj.current_site,
+            obj.primary_site,
+        )
+
+    @admin.display(description="next drill due")
+    def drill_due(self, obj: Resource) -> str:
+        due = readiness.drill_due_at(obj) if obj.pk is not None else None
+        cadence = readiness.drill_cadence_days(obj.tier) if obj.tier else None
+        if due is None:
+            return "-"
+        return f"{due:%Y-%m-%d %H:%M} UTC (tier cadence {cadence} days)"
 
     def get_urls(self) -> list:
         urls = [

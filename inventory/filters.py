@@ -3,9 +3,10 @@
 from datetime import timedelta
 
 import django_filters
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from inventory import readiness
 from inventory.choices import Environment, Platform, State, Tier
 from inventory.models import Resource, ResourceGroup
 
@@ -36,12 +37,48 @@ class ResourceFilter(django_filters.FilterSet):
         lost = Q(status__visibility="lost") | never | self._stale(queryset)
         if value == "lost":
             return queryset.filter(lost)
+        # The read-time yellow reasons (drill_overdue, unexpected_primary_site) turn green yellow.
+        attention = self._drill_overdue() | self._unexpected_primary_site()
         if value == "green":
-            return queryset.filter(Q(status__state="green") & ~lost)
+            return queryset.filter(Q(status__state="green") & ~lost & ~attention)
         if value == "yellow":
-            shown_yellow = Q(status__state="yellow") | (Q(status__state="green") & lost)
+            turned = Q(status__state="green") & (lost | attention)
+            shown_yellow = Q(status__state="yellow") | turned
             return queryset.filter(shown_yellow & ~never)
         return queryset.filter(Q(status__state="red") | never)
+
+    @staticmethod
+    def _drill_overdue():
+        # rules.drill_reason in SQL: last passed drill older than the tier's cadence, or none
+        # and added longer ago than the grace period.
+        now = timezone.now()
+        overdue = Q(pk__in=[])
+        for tier in Tier.values:
+            cadence = timedelta(days=readiness.drill_cadence_days(tier))
+            grace = timedelta(days=readiness.drill_grace_days(tier))
+            overdue |= Q(tier=tier) & (
+                Q(last_passed_drill_at__lt=now - cadence)
+                | Q(last_passed_drill_at__isnull=True, created_at__lt=now - grace)
+            )
+        return overdue
+
+    @staticmethod
+    def _unexpected_primary_site():
+        # rules.site_reason in SQL: the one observed primary is not at the recorded current site
+        # (empty current_site: the primary site), and the observation is not older than the move.
+        at_primary = Q(status__primary_role="primary") & ~Q(status__dr_role="primary")
+        at_dr = Q(status__dr_role="primary") & ~Q(status__primary_role="primary")
+        recorded_elsewhere_than_primary = Q(current_site__isnull=False) & ~Q(
+            current_site=F("primary_site")
+        )
+        recorded_elsewhere_than_dr = Q(current_site__isnull=True) | ~Q(current_site=F("dr_site"))
+        comparable = Q(status__observed_at__isnull=False) & (
+            Q(current_site_changed_at__isnull=True)
+            | Q(status__observed_at__gte=F("current_site_changed_at"))
+        )
+        return comparable & (
+            (at_primary & recorded_elsewhere_than_primary) | (at_dr & recorded_elsewhere_than_dr)
+        )
 
     @staticmethod
     def _stale(queryset):

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 
-from inventory import rules
+from inventory import readiness, rules
 from inventory.models import ObservationRollup, ObservationSample, Resource, ResourceGroup
 from inventory.status_services import current_evaluation
 
@@ -91,15 +91,44 @@ def status_summary(resources: QuerySet[Resource], now: datetime | None = None) -
     states = dict.fromkeys((rules.GREEN, rules.YELLOW, rules.RED), 0)
     visibility = dict.fromkeys((rules.OK, rules.LOST), 0)
     rows = resources.order_by().values_list(
-        "freshness_seconds", "status__state", "status__visibility", "status__observed_at"
+        "freshness_seconds",
+        "status__state",
+        "status__visibility",
+        "status__observed_at",
+        # the read-time reasons: drill programme and recorded vs observed primary site
+        "tier",
+        "last_passed_drill_at",
+        "created_at",
+        "primary_site_id",
+        "dr_site_id",
+        "current_site_id",
+        "current_site_changed_at",
+        "status__primary_role",
+        "status__dr_role",
     )
     total = 0
-    for freshness, state, vis, observed_at in rows:
+    for freshness, state, vis, observed_at, tier, drilled, created, *site in rows:
         if state is None:  # no status row yet: never observed
             stored = rules.Evaluation(rules.RED, rules.LOST)
         else:
             stored = rules.Evaluation(state, vis)
-        shown = rules.at_read_time(stored, observed_at, freshness, now)
+        primary_id, dr_id, current_id, current_since, primary_role, dr_role = site
+        shown = rules.at_read_time(
+            stored,
+            observed_at,
+            freshness,
+            now,
+            drill=readiness.drill_input(tier, drilled, created),
+            site=readiness.site_input_by_id(
+                primary_site_id=primary_id,
+                dr_site_id=dr_id,
+                current_site_id=current_id,
+                primary_role=primary_role,
+                dr_role=dr_role,
+                observed_at=observed_at,
+                current_since=current_since,
+            ),
+        )
         states[shown.state] = states.get(shown.state, 0) + 1
         visibility[shown.visibility] = visibility.get(shown.visibility, 0) + 1
         total += 1

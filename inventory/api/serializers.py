@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bcservice.api.serializers import ModelCleanMixin
+from inventory import readiness
 from inventory.history import DEFAULT_RANGE, MAX_POINTS, MAX_RANGE, group_status, ordered_members
 from inventory.models import Resource, ResourceGroup, ResourceStatus, Site
 from inventory.status_services import current_evaluation, stored_evaluation
@@ -88,6 +89,24 @@ class ResourceSerializer(ModelCleanMixin, serializers.ModelSerializer):
     primary_site = serializers.SlugRelatedField(slug_field="name", queryset=Site.objects.all())
     dr_site = serializers.SlugRelatedField(slug_field="name", queryset=Site.objects.all())
     status = serializers.SerializerMethodField()
+    # Recorded by executions; read-only here (docs/monitoring.md, "Current site and drills").
+    current_site = serializers.SerializerMethodField(
+        help_text="The site holding the primary role now: the primary site until a switchover "
+        "or failover moved it; a failback returns it."
+    )
+    away_from_home = serializers.BooleanField(
+        read_only=True,
+        help_text="True while a switchover or failover is left in place (current_site is not "
+        "the primary site), until failback.",
+    )
+    current_site_changed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_passed_drill_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    drill_cadence_days = serializers.SerializerMethodField(
+        help_text="The drill cadence of the resource's tier."
+    )
+    drill_due_at = serializers.SerializerMethodField(
+        help_text="When a drill must have passed for the resource not to be drill_overdue."
+    )
 
     class Meta:
         model = Resource
@@ -113,10 +132,29 @@ class ResourceSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "heartbeat_max_age_seconds",
             "enabled",
             "status",
+            "current_site",
+            "away_from_home",
+            "current_site_changed_at",
+            "last_passed_drill_at",
+            "drill_cadence_days",
+            "drill_due_at",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    @extend_schema_field(serializers.CharField())
+    def get_current_site(self, obj: Resource) -> str:
+        site = obj.current_site if obj.current_site_id else obj.primary_site
+        return site.name
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_drill_cadence_days(self, obj: Resource) -> int:
+        return readiness.drill_cadence_days(obj.tier)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_drill_due_at(self, obj: Resource) -> datetime | None:
+        return readiness.drill_due_at(obj)
 
     @extend_schema_field(StatusSerializer)
     def get_status(self, obj: Resource) -> dict[str, Any]:
