@@ -22,7 +22,7 @@ from json.encoder import encode_basestring as _string
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, QuerySet, TextField
+from django.db.models import F, Max, Min, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.http import StreamingHttpResponse
@@ -30,12 +30,18 @@ from django.utils import timezone
 
 from audit import selectors
 from audit.chain import ROW_FIELDS, canonical_json, format_time, load_json_text
-from audit.models import AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent
 
 EXPORT_VERSION = 1
 EVENTS_FORMAT = "bcservice.audit.events"
 STREAM_FORMATS = ("jsonl", "csv")
-CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+# Exports that stream every format, a JSON document included (requests, executions).
+DOCUMENT_FORMATS = ("json", "jsonl", "csv")
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+}
 # A spreadsheet evaluates a cell starting with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 2000
@@ -118,13 +124,82 @@ def csv_chunks(export: Export, batch: int = 500) -> Iterator[bytes]:
     yield flush()
 
 
+def json_chunks(export: Export, batch: int = 500) -> Iterator[bytes]:
+    """One JSON document, ``{"header": {..}, "rows": [{..}, ..], "trailer": {..}}``, written as
+    it is read: the rows list is never held in memory."""
+    columns = export.columns
+    yield ('{"header":' + _json_line(export.header) + ',"rows":[').encode()
+    lines: list[str] = []
+    first = True
+    for row in export.rows:
+        lines.append(_json_line(dict(zip(columns, row, strict=True))))
+        if len(lines) >= batch:
+            yield (("" if first else ",") + ",".join(lines)).encode()
+            first, lines = False, []
+    if lines:
+        yield (("" if first else ",") + ",".join(lines)).encode()
+    yield ('],"trailer":' + _json_line(export.trailer()) + "}\n").encode()
+
+
+_RENDERERS: dict[str, Callable[[Export], Iterator[bytes]]] = {
+    "jsonl": jsonl_chunks,
+    "csv": csv_chunks,
+    "json": json_chunks,
+}
+
+
 def streaming_response(export: Export, fmt: str) -> StreamingHttpResponse:
-    chunks = jsonl_chunks(export) if fmt == "jsonl" else csv_chunks(export)
+    chunks = _RENDERERS[fmt](export)
     response = StreamingHttpResponse(chunks, content_type=CONTENT_TYPES[fmt])
     response["Content-Disposition"] = f'attachment; filename="{export.filename}.{fmt}"'
     response["Cache-Control"] = "no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def keyset_batches(queryset: QuerySet, batch: int, key: str = "pk") -> Iterator[list[Any]]:
+    """Model instances of ``queryset`` in lists of at most ``batch``, ordered by ``key`` (unique,
+    ascending), one query per list (plus the queryset's prefetches): flat memory for any size."""
+    last = None
+    while True:
+        page = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
+        rows = list(page.order_by(key)[:batch])
+        if not rows:
+            return
+        yield rows
+        last = getattr(rows[-1], key)
+
+
+def audit_ranges(object_type: str, object_ids: Iterable[Any]) -> dict[str, tuple[int, int]]:
+    """First and last audit sequence number of the events about each object, in one query;
+    objects with no event are absent. Lets another app's export link its rows to the chain."""
+    ids = [str(i) for i in object_ids]
+    if not ids:
+        return {}
+    rows = (
+        AuditEvent.objects.filter(object_type=object_type, object_id__in=ids)
+        .order_by()
+        .values("object_id")
+        .annotate(first=Min("seq"), last=Max("seq"))
+        .values_list("object_id", "first", "last")
+    )
+    return {object_id: (first, last) for object_id, first, last in rows}
+
+
+def audit_coverage(first_seq: int | None, last_seq: int | None) -> dict[str, Any]:
+    """How events ``first_seq..last_seq`` are anchored: the first signed checkpoint at or after
+    ``last_seq`` pins every one of them through the chain links (None until one is signed)."""
+    checkpoint = None
+    if last_seq is not None:
+        checkpoint = AuditCheckpoint.objects.filter(seq__gte=last_seq).order_by("seq").first()
+    newest = selectors.latest_checkpoint()
+    return {
+        "first_seq": first_seq,
+        "last_seq": last_seq,
+        "covered": last_seq is not None and checkpoint is not None,
+        "checkpoint": checkpoint.document() if checkpoint is not None else None,
+        "newest_checkpoint_seq": newest.seq if newest is not None else None,
+    }
 
 
 # --- audit events --------------------------------------------------------------------------------
