@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from audit import conf, pgwalk
 from audit.chain import GENESIS_HASH, ROW_FIELDS, Link, WalkResult, canonical_rows, format_time
@@ -159,3 +159,21 @@ def events(
     if to_seq is not None:
         queryset = queryset.filter(seq__lte=to_seq)
     return queryset
+
+
+def events_about(objects: Iterable[tuple[str, str | int]]) -> QuerySet[AuditEvent]:
+    """Events whose object is one of ``objects`` ((object_type, object_id) pairs), in seq order.
+
+    Used by reports in other apps (e.g. an evidence report: a request and its execution); the
+    caller names the objects, so audit needs to know nothing about their models.
+    """
+    condition = Q(pk__in=[])
+    for object_type, object_id in objects:
+        condition |= Q(object_type=object_type, object_id=str(object_id))
+    return AuditEvent.objects.filter(condition).order_by("seq")
+
+
+def checkpoint_covering(seq: int) -> AuditCheckpoint | None:
+    """The first signed checkpoint at or after ``seq``: its hash pins event ``seq`` through the
+    chain links. None when no checkpoint has reached ``seq`` yet."""
+    return AuditCheckpoint.objects.filter(seq__gte=seq).order_by("seq").first()

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from executions.api.reports import EvidenceView, ReadinessReportView
 from executions.api.views import ExecutionViewSet, PrecheckView, StartView
 
 router = SimpleRouter()
@@ -9,5 +10,7 @@ router.register("executions", ExecutionViewSet, basename="execution")
 urlpatterns = [
     path("requests/<int:pk>/start/", StartView.as_view(), name="request-start"),
     path("requests/<int:pk>/prechecks/", PrecheckView.as_view(), name="request-prechecks"),
+    path("requests/<int:pk>/evidence/", EvidenceView.as_view(), name="request-evidence"),
+    path("reports/readiness/", ReadinessReportView.as_view(), name="report-readiness"),
     *router.urls,
 ]
