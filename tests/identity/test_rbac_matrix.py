@@ -93,6 +93,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/executions/"): Rule(EVERYONE),
     ("GET", "/api/v1/executions/{id}/"): Rule(EVERYONE, "execution"),
     ("POST", "/api/v1/executions/{id}/continue/"): Rule(OPERATOR, "execution"),
+    ("GET", "/api/v1/requests/{id}/evidence/"): Rule(EVERYONE, "request"),
+    ("GET", "/api/v1/reports/readiness/"): Rule(
+        EVERYONE, note="scoped to the resources and drills the role may see"
+    ),
     # audit: auditors and admins only
     ("GET", "/api/v1/audit/events/"): Rule(AUDIT),
     ("GET", "/api/v1/audit/verify/"): Rule(AUDIT),

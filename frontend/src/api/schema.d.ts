@@ -340,6 +340,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/reports/readiness/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_reports_readiness_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/requests/": {
         parameters: {
             query?: never;
@@ -443,6 +459,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/requests/{id}/evidence/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_requests_evidence_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/requests/{id}/prechecks/": {
         parameters: {
             query?: never;
@@ -469,6 +501,26 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["v1_requests_start_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/requests/export/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Every request (created in the time range) with its approvals, as one streamed file
+         *     that carries the audit checkpoint covering it.
+         */
+        get: operations["requests_export"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1349,6 +1401,21 @@ export interface components {
             heartbeat_max_age_seconds?: number;
             enabled?: boolean;
             readonly status: components["schemas"]["Status"];
+            /** @description The site holding the primary role now: the primary site until a switchover or failover moved it; a failback returns it. */
+            readonly current_site: string;
+            /** @description True while a switchover or failover is left in place (current_site is not the primary site), until failback. */
+            readonly away_from_home: boolean;
+            /** Format: date-time */
+            readonly current_site_changed_at: string | null;
+            /** Format: date-time */
+            readonly last_passed_drill_at: string | null;
+            /** @description The drill cadence of the resource's tier. */
+            readonly drill_cadence_days: number;
+            /**
+             * Format: date-time
+             * @description When a drill must have passed for the resource not to be drill_overdue.
+             */
+            readonly drill_due_at: string | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -2097,6 +2164,54 @@ export interface operations {
             };
         };
     };
+    v1_reports_readiness_retrieve: {
+        parameters: {
+            query?: {
+                /**
+                 * @description * `json` - json
+                 *     * `csv` - csv
+                 *     * `html` - html
+                 */
+                format?: "json" | "csv" | "html";
+                /** @description Start, inclusive, ISO 8601 (default: until - 30 days). */
+                since?: string;
+                /**
+                 * @description Only this tier.
+                 *
+                 *     * `1` - 1
+                 *     * `2` - 2
+                 *     * `3` - 3
+                 */
+                tier?: 1 | 2 | 3;
+                /** @description End, exclusive, ISO 8601 (default: now). */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The readiness report (JSON); format=csv: one row per resource and per tier; format=html: a printable page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad period, tier or format (field errors). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     v1_requests_list: {
         parameters: {
             query?: {
@@ -2297,6 +2412,52 @@ export interface operations {
             };
         };
     };
+    v1_requests_evidence_retrieve: {
+        parameters: {
+            query?: {
+                /**
+                 * @description json (default) or html (a printable page).
+                 *
+                 *     * `json` - json
+                 *     * `html` - html
+                 */
+                format?: "json" | "html";
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The evidence report (JSON), or a printable HTML page with format=html. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Bad format. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such request, or not visible to you. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     v1_requests_prechecks_create: {
         parameters: {
             query?: never;
@@ -2355,6 +2516,64 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    requests_export: {
+        parameters: {
+            query?: {
+                /**
+                 * @description json: one JSON document; jsonl: JSON Lines; csv. Always streamed.
+                 *
+                 *     * `json` - json
+                 *     * `jsonl` - jsonl
+                 *     * `csv` - csv
+                 */
+                format?: "json" | "jsonl" | "csv";
+                /** @description Resource group id. */
+                group?: number;
+                /**
+                 * @description * `failover` - Failover
+                 *     * `switchover` - Switchover
+                 *     * `failback` - Failback
+                 *     * `drill` - DR drill
+                 */
+                kind?: "failover" | "switchover" | "failback" | "drill";
+                /** @description Resource id. */
+                resource?: number;
+                /** @description Created at or after (inclusive), ISO 8601. */
+                since?: string;
+                /**
+                 * @description * `pending_approval` - Pending approval
+                 *     * `approved` - Approved
+                 *     * `rejected` - Rejected
+                 *     * `expired` - Expired
+                 *     * `cancelled` - Cancelled
+                 *     * `running` - Running
+                 *     * `succeeded` - Succeeded
+                 *     * `failed` - Failed
+                 */
+                state?: "pending_approval" | "approved" | "rejected" | "expired" | "cancelled" | "running" | "succeeded" | "failed";
+                /** @description Created before (exclusive), ISO 8601. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
             };
         };
     };
