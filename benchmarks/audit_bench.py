@@ -9,7 +9,8 @@ emptied), e.g.
         .venv/bin/python benchmarks/audit_bench.py --events 1000000
 
 Phases (``--only`` picks some): ``append`` (8 writer processes, each ``record()`` in its own
-transaction, latency measured around the whole transaction including COMMIT), ``populate``
+transaction, latency measured around the whole transaction including COMMIT; back to back, or
+paced at ``--rate`` appends/s per writer), ``populate``
 (COPY of N events with valid hashes and realistic, never-repeating payloads), ``verify``
 (``verify_chain`` with one process and with the default worker count; wall time and CPU time),
 ``export`` (the JSONL export generator the API streams, in a child process so its peak RSS is
@@ -115,7 +116,7 @@ def payload(seq: int) -> tuple[str, str, dict | None, dict | None]:
 # --- append latency ---------------------------------------------------------------------------
 
 
-def _writer(index: int, count: int, barrier: Any, out: Any) -> None:
+def _writer(index: int, count: int, barrier: Any, out: Any, rate: float = 0) -> None:
     setup()
     from django.db import connection, transaction
 
@@ -126,8 +127,13 @@ def _writer(index: int, count: int, barrier: Any, out: Any) -> None:
         with transaction.atomic():
             services.record(action="bench.warmup", object_id=f"{index}-{i}")
     barrier.wait()
+    # With ``rate`` (appends/s per writer) each writer paces itself from a random phase, as
+    # independent requests would arrive; without, it appends back to back (saturation).
+    began = time.perf_counter() + (index / max(1, rate) / 8 if rate else 0)
     for i in range(count):
         action, object_type, before, after = payload(index * count + i)
+        if rate:
+            time.sleep(max(0.0, began + i / rate - time.perf_counter()))
         start = time.perf_counter()
         with transaction.atomic():
             services.record(
@@ -144,10 +150,12 @@ def _writer(index: int, count: int, barrier: Any, out: Any) -> None:
     out.put(latencies)
 
 
-def bench_append(writers: int, count: int) -> dict[str, Any]:
+def bench_append(writers: int, count: int, rate: float = 0) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(writers + 1), context.Queue()
-    procs = [context.Process(target=_writer, args=(i, count, barrier, out)) for i in range(writers)]
+    procs = [
+        context.Process(target=_writer, args=(i, count, barrier, out, rate)) for i in range(writers)
+    ]
     for proc in procs:
         proc.start()
     barrier.wait()
@@ -166,6 +174,7 @@ def bench_append(writers: int, count: int) -> dict[str, Any]:
 
     return {
         "writers": writers,
+        "rate_per_writer": rate or "back to back",
         "appends": len(ms),
         "p50_ms": pct(0.50),
         "p95_ms": pct(0.95),
@@ -295,6 +304,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--appends", type=int, default=500, help="per writer")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="appends/s per writer (default: back to back)"
+    )
     parser.add_argument("--only", default="append,populate,verify,export,offline")
     parser.add_argument(
         "--export-child", nargs=2, metavar=("LIMIT", "PATH"), help=argparse.SUPPRESS
@@ -314,7 +326,7 @@ def main() -> None:
 
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE audit_auditevent, audit_auditcheckpoint")
-        results["append"] = bench_append(args.writers, args.appends)
+        results["append"] = bench_append(args.writers, args.appends, args.rate)
         print("append", results["append"], flush=True)
     if "populate" in phases:
         results["populate"] = populate(args.events)

@@ -183,6 +183,9 @@ def main() -> None:
     pair = PgPair(lab_dir / "postgres")
     info = pair.up()
     resource = make_resource(info, args.interval, args.timeout)
+    from inventory.status_services import ensure_statuses
+
+    ensure_statuses()
     heartbeat = Heartbeat(pair)
     heartbeat.start()
 
