@@ -164,9 +164,10 @@ def keyset_batches(queryset: QuerySet, batch: int, key: str = "pk") -> Iterator[
     while True:
         page = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
         rows = list(page.order_by(key)[:batch])
-        if not rows:
+        if rows:
+            yield rows
+        if len(rows) < batch:  # a short page is the last one: no query for an empty page
             return
-        yield rows
         last = getattr(rows[-1], key)
 
 
@@ -200,6 +201,67 @@ def audit_coverage(first_seq: int | None, last_seq: int | None) -> dict[str, Any
         "checkpoint": checkpoint.document() if checkpoint is not None else None,
         "newest_checkpoint_seq": newest.seq if newest is not None else None,
     }
+
+
+AUDIT_COLUMNS = ("audit_first_seq", "audit_last_seq")
+
+
+def object_export(
+    *,
+    kind: str,
+    queryset: QuerySet,
+    object_type: str,
+    columns: tuple[str, ...],
+    to_row: Callable[[Any], Sequence[Any]],
+    filters: Mapping[str, Any],
+    filename: str,
+    batch: int = 500,
+) -> Export:
+    """An export of model rows (requests, executions, ...) linked to the audit chain.
+
+    Pinned at the start: rows created later (a higher primary key) and events appended later are
+    left out of the header's numbers. Each row ends with the first and last sequence number of
+    the events about it (read after the row, so they include the event of the state shown); the
+    trailer names the signed checkpoint that covers the last of them. ``to_row`` turns one
+    instance into cells in ``columns`` order (prefetch what it reads on ``queryset``).
+    """
+    top = selectors.head()
+    newest = queryset.model.objects.order_by("-pk").values_list("pk", flat=True).first()
+    stats: dict[str, Any] = {"rows": 0, "first_seq": None, "last_seq": None}
+    header = {
+        "format": f"bcservice.{kind}",
+        "version": EXPORT_VERSION,
+        "generated_at": format_time(timezone.now()),
+        "filters": {k: v for k, v in filters.items() if v not in (None, "")},
+        "audit_head_seq": top["seq"] if top else 0,
+        "audit_object_type": object_type,
+    }
+
+    def rows() -> Iterator[tuple]:
+        pinned = queryset.filter(pk__lte=newest or 0)
+        for objects in keyset_batches(pinned, batch):
+            ranges = audit_ranges(object_type, (obj.pk for obj in objects))
+            for obj in objects:
+                first, last = ranges.get(str(obj.pk), (None, None))
+                stats["rows"] += 1
+                if first is not None:
+                    low, high = stats["first_seq"], stats["last_seq"]
+                    stats["first_seq"] = first if low is None else min(low, first)
+                    stats["last_seq"] = last if high is None else max(high, last)
+                yield (*to_row(obj), first, last)
+
+    return Export(
+        kind=kind,
+        columns=(*columns, *AUDIT_COLUMNS),
+        rows=rows(),
+        header=header,
+        trailer=lambda: {
+            "rows": stats["rows"],
+            "audit": audit_coverage(stats["first_seq"], stats["last_seq"]),
+        },
+        filename=filename,
+        stats=stats,
+    )
 
 
 # --- audit events --------------------------------------------------------------------------------

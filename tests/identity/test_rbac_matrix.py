@@ -77,6 +77,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/requests/{id}/acknowledge-flapping/"): Rule(ADMIN, "request"),
     ("POST", "/api/v1/requests/{id}/prechecks/"): Rule(OPERATOR, "approved_request"),
     ("POST", "/api/v1/requests/{id}/start/"): Rule(OPERATOR, "approved_request"),
+    ("GET", "/api/v1/requests/export/"): Rule(AUDIT),
     ("GET", "/api/v1/policies/"): Rule(EVERYONE),
     ("GET", "/api/v1/policies/{id}/"): Rule(EVERYONE, "policy"),
     ("GET", "/api/v1/policies/preview/"): Rule(
