@@ -20,7 +20,7 @@ from executions.reports.timeline import CATEGORIES
 
 def _text(value: Any) -> str:
     """Nested data as compact, readable JSON text (the template escapes it)."""
-    if value in (None, {}, []):
+    if value is None or value == {} or value == []:
         return ""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -55,7 +55,7 @@ def evidence_html(report: dict[str, Any]) -> str:
         "approvals": approvals,
         "resources": resources,
         "policy_rows": sorted(
-            (k, _text(v) if isinstance(v, dict | list) else v)
+            (k, v if isinstance(v, str) else _text(v))
             for k, v in report["policy"]["snapshot"].items()
         ),
         "checkpoint_text": _text(report["audit"]["checkpoint"]),

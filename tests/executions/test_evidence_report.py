@@ -307,3 +307,28 @@ def test_group_report_names_the_least_reassuring_member(
     ]
     assert report["conclusion"]["code"] == "potential_loss"
     assert report["conclusion"]["text"].startswith("db-b: Potential loss window up to 2.5 s")
+
+
+def test_started_but_not_yet_run_and_paused_mid_way(
+    script, approved_request, operator, users, client_for
+):
+    script.results["promote"] = LOSSLESS
+    request = approved_request()
+    execution = services.execution_start(
+        actor=operator, request=request, confirm=request.resource.name
+    )
+    client = client_for(users["auditor"])
+    report = _evidence(client, request.pk).json()
+    assert report["conclusion"]["code"] == "not_run"
+    assert f"execution #{execution.pk} is queued" in report["conclusion"]["text"]
+
+    execution.steps.filter(name="promote").update(pause_before=True)
+    assert runner.run_execution(execution.pk) == "paused"
+    report = _evidence(client, request.pk).json()
+    assert report["execution"]["state"] == "paused"
+    (res,) = report["resources"]
+    assert res["provisional"] is True and res["outcome"] == "in progress"
+    # Fenced but not promoted yet: nothing proves completeness so far.
+    assert report["conclusion"]["code"] == "marker_unavailable"
+    assert report["conclusion"]["provisional"] is True
+    assert _evidence(client, request.pk, "html").status_code == 200
