@@ -92,6 +92,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/breakglass/{id}/review/"): Rule(APPROVERS, "ended_grant"),
     # executions
     ("GET", "/api/v1/executions/"): Rule(EVERYONE),
+    ("GET", "/api/v1/executions/export/"): Rule(AUDIT),
     ("GET", "/api/v1/executions/{id}/"): Rule(EVERYONE, "execution"),
     ("POST", "/api/v1/executions/{id}/continue/"): Rule(OPERATOR, "execution"),
     ("GET", "/api/v1/requests/{id}/evidence/"): Rule(EVERYONE, "request"),
