@@ -240,6 +240,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/executions/export/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Every execution (started in the time range) with its steps, overrides, outcome and
+         *     evidence, as one streamed file that carries the audit checkpoint covering it.
+         */
+        get: operations["executions_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/groups/": {
         parameters: {
             query?: never;
@@ -1969,6 +1989,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    executions_export: {
+        parameters: {
+            query?: {
+                /**
+                 * @description json: one JSON document; jsonl: JSON Lines; csv. Always streamed.
+                 *
+                 *     * `json` - json
+                 *     * `jsonl` - jsonl
+                 *     * `csv` - csv
+                 */
+                format?: "json" | "jsonl" | "csv";
+                /** @description Resource group id. */
+                group?: number;
+                /**
+                 * @description * `failover` - Failover
+                 *     * `switchover` - Switchover
+                 *     * `failback` - Failback
+                 *     * `drill` - DR drill
+                 */
+                kind?: "failover" | "switchover" | "failback" | "drill";
+                /** @description Request id. */
+                request?: number;
+                /** @description Resource id: runs of a request on it, and group runs with a step on it. */
+                resource?: number;
+                /** @description Started at or after (inclusive; queued, if it never started), ISO 8601. */
+                since?: string;
+                /**
+                 * @description * `queued` - Queued
+                 *     * `running` - Running
+                 *     * `paused` - Paused (waiting for an operator)
+                 *     * `succeeded` - Succeeded
+                 *     * `failed` - Failed
+                 */
+                state?: "queued" | "running" | "paused" | "succeeded" | "failed";
+                /** @description Started before (exclusive), ISO 8601. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
             };
         };
     };
