@@ -245,4 +245,14 @@ def test_tier1_switchover_from_request_to_succeeded(
     else:
         expect(conclusion).to_contain_text("evidence report is not available")
 
+    # The switchover is left in place: the board marks the resource as away from its home site.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Status board").click()
+    row = page.get_by_role("table", name=re.compile("^Resources")).get_by_role("row")
+    moved = row.filter(has=page.get_by_role("link", name=resource, exact=True))
+    expect(moved.get_by_role("note")).to_contain_text(
+        f"Away from home — runs at {TARGET_SITE}, home is london-dc1"
+    )
+    page.screenshot(path=str(artifacts / "status-board-after.png"), full_page=True)
+    _check_screen(page, "status board after the switchover")
+
     _assert_quiet(operator, it, business)

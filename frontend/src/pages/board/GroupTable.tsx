@@ -1,6 +1,7 @@
 import type { Group } from '../../api/types';
 import { StateBadge } from '../../components/StateBadge';
 import { Link } from 'react-router';
+import { reasonText } from '../../lib/reasons';
 
 function Members({ group }: { group: Group }) {
   return (
@@ -48,7 +49,7 @@ export function GroupTable({ groups }: { groups: Group[] }) {
                 <td>
                   <StateBadge state={g.status.state} lost={lost} />
                   {g.status.reasons[0] ? (
-                    <div className="sub">{g.status.reasons[0].message}</div>
+                    <div className="sub">{reasonText(g.status.reasons[0])}</div>
                   ) : null}
                 </td>
                 <td>

@@ -1,8 +1,10 @@
 import { Link } from 'react-router';
 import type { Resource } from '../../api/types';
+import { CurrentSite } from '../../components/CurrentSite';
 import { StateBadge } from '../../components/StateBadge';
 import { Visibility } from '../../components/Visibility';
 import { formatDuration, humanise } from '../../lib/format';
+import { reasonText } from '../../lib/reasons';
 import { platformName } from './Filters';
 
 /** Age of the values shown, counted on from when they were fetched. */
@@ -42,8 +44,8 @@ function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: numbe
       <td>
         <StateBadge state={status.state} lost={lost} />
         {reason ? (
-          <div className="sub" title={status.reasons.map((r) => r.message).join('\n')}>
-            {reason.message}
+          <div className="sub" title={status.reasons.map(reasonText).join('\n')}>
+            {reasonText(reason)}
             {status.reasons.length > 1 ? ` (+${status.reasons.length - 1} more)` : ''}
           </div>
         ) : null}
@@ -59,6 +61,9 @@ function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: numbe
       <td className="num">{resource.tier}</td>
       <td className="sites">
         {resource.primary_site} <span aria-label="replicates to">→</span> {resource.dr_site}
+        <div className="sub">
+          <CurrentSite resource={resource} />
+        </div>
       </td>
     </tr>
   );
@@ -86,7 +91,7 @@ export function ResourceTable({ resources, elapsed }: { resources: Resource[]; e
             <th scope="col" className="num">
               Tier
             </th>
-            <th scope="col">Primary → DR</th>
+            <th scope="col">Primary → DR, now</th>
           </tr>
         </thead>
         <tbody>

@@ -200,4 +200,35 @@ describe('StatusBoard', () => {
     expect(await screen.findAllByRole('alert')).not.toHaveLength(0);
     expect(screen.getAllByText('Boom.').length).toBeGreaterThan(0);
   });
+
+  it('marks a resource that runs away from its home site, and says why a drill is due', async () => {
+    const away = resource({
+      id: 5,
+      name: 'billing-pg',
+      primary_site: 'london',
+      dr_site: 'dublin',
+      current_site: 'dublin',
+      away_from_home: true,
+      current_site_changed_at: '2026-11-20T09:00:00Z',
+      status: {
+        state: 'yellow',
+        reasons: [
+          {
+            code: 'drill_overdue',
+            message: 'last passed drill 120 days ago; tier 1 cadence is 90 days',
+          },
+        ],
+      },
+    });
+    serve([green, away], []);
+    renderWithProviders(<StatusBoard />);
+    await loaded();
+    const marker = within(row('billing-pg')).getByRole('note');
+    expect(marker).toHaveTextContent('Away from home — runs at dublin, home is london');
+    expect(row('billing-pg')).toHaveTextContent(
+      'DR drill overdue: last passed drill 120 days ago; tier 1 cadence is 90 days',
+    );
+    expect(row('orders-pg')).toHaveTextContent('Runs at london (home)');
+    expect(within(row('orders-pg')).queryByText(/Away from home/)).not.toBeInTheDocument();
+  });
 });

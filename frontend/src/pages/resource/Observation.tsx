@@ -1,7 +1,9 @@
 import type { ReactNode } from 'react';
 import type { Resource } from '../../api/types';
+import { CurrentSite } from '../../components/CurrentSite';
 import { Visibility } from '../../components/Visibility';
 import { formatBytes, formatDuration, formatTime, humanise } from '../../lib/format';
+import { reasonText } from '../../lib/reasons';
 
 function Row({ term, children }: { term: string; children: ReactNode }) {
   return (
@@ -55,6 +57,17 @@ export function Observation({ resource, age }: { resource: Resource; age: number
         </Row>
         <Row term="Heartbeat">{formatTime(s.heartbeat_at)}</Row>
       </dl>
+      <h3>Site and drills</h3>
+      <dl className="facts">
+        <Row term="Primary role at">
+          <CurrentSite resource={resource} long />
+        </Row>
+        <Row term="Last passed drill">{formatTime(resource.last_passed_drill_at)}</Row>
+        <Row term="Next drill due">
+          {resource.drill_due_at ? formatTime(resource.drill_due_at) : '—'} (every{' '}
+          {resource.drill_cadence_days} days for tier {resource.tier})
+        </Row>
+      </dl>
     </section>
   );
 }
@@ -68,7 +81,7 @@ export function Reasons({ resource }: { resource: Resource }) {
         <ul className="reasons">
           {reasons.map((r, i) => (
             <li key={`${r.code}-${i}`}>
-              {r.message} <code className="muted">{r.code}</code>
+              {reasonText(r)} <code className="muted">{r.code}</code>
             </li>
           ))}
         </ul>

@@ -5,6 +5,7 @@ import { hasRole, serverHas, useMe } from '../../api/me';
 import { useRequests } from '../../api/requests';
 import type { Resource } from '../../api/types';
 import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
+import { CurrentSite } from '../../components/CurrentSite';
 import { StateBadge } from '../../components/StateBadge';
 import { formatClock, humanise } from '../../lib/format';
 import { useNow } from '../../lib/useNow';
@@ -97,10 +98,16 @@ export function ResourceDetail() {
       </div>
       <p className="meta">
         {platformName(resource.platform)} · Tier {resource.tier} · {humanise(resource.environment)}{' '}
-        · {resource.primary_site} → {resource.dr_site}
+        · {resource.primary_site} → {resource.dr_site} ·{' '}
+        {resource.away_from_home ? `now at ${resource.current_site}` : 'at home'}
         {resource.owner ? ` · Owner ${resource.owner}` : ''}
         {resource.enabled === false ? ' · Monitoring disabled' : ''}
       </p>
+      {resource.away_from_home ? (
+        <Banner tone="warning">
+          <CurrentSite resource={resource} long />.
+        </Banner>
+      ) : null}
       {query.isError ? (
         <StaleDataBanner what="this resource" error={query.error} updatedAt={query.dataUpdatedAt} />
       ) : null}
