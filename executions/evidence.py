@@ -23,7 +23,9 @@ RTO_MEASURED_SECONDS = "rto_measured_seconds"
 
 
 def collect(step_data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge the evidence keys reported by a resource's steps, later steps winning."""
+    """Merge the evidence keys reported by a resource's steps, later steps winning, except
+    ``marker_before``: the first step to report it saw the target before any change, and a
+    later step's reading (after writes were fenced, or after the change) must not replace it."""
     keys = {
         CAUGHT_UP_TO,
         MARKER_BEFORE,
@@ -38,7 +40,12 @@ def collect(step_data: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
     merged: dict[str, Any] = {}
     for data in step_data:
-        merged.update({k: v for k, v in data.items() if k in keys and v is not None})
+        for key, value in data.items():
+            if key not in keys or value is None:
+                continue
+            if key == MARKER_BEFORE and MARKER_BEFORE in merged:
+                continue
+            merged[key] = value
     return merged
 
 
