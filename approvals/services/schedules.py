@@ -103,11 +103,13 @@ def target_for(schedule: Schedule) -> tuple[Site | None, str]:
         return schedule.target_site, ""
     if schedule.kind != RequestKind.DRILL:
         return None, "A failover, switchover or failback needs a target site."
+    # A drill exercises the standby side: the DR site, or the home site while a switchover or
+    # failover is left in place (the primary then runs at the DR site).
     members = scope.members(resource=schedule.resource, group=schedule.group)
-    sites = {m.dr_site_id for m in members}
-    if len(sites) != 1:
-        return None, "The group's members do not share one DR site; choose the target site."
-    return members[0].dr_site, ""
+    standby = {m.pk: (m.primary_site if m.away_from_home else m.dr_site) for m in members}
+    if len({site.pk for site in standby.values()}) != 1:
+        return None, "The group's members do not share one standby site; choose the target site."
+    return standby[members[0].pk], ""
 
 
 def schedule_errors(schedule: Schedule, *, now: datetime | None = None) -> dict[str, list[str]]:

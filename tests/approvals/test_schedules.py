@@ -372,3 +372,21 @@ def test_admin_refuses_invalid_times_with_a_validation_error(
     assert response.status_code == 200  # the form again, with the error; never a 500
     assert text in response.content.decode()
     assert not Schedule.objects.exists()
+
+
+def test_drill_without_target_goes_to_the_home_site_while_the_resource_is_away(
+    make_schedule, sites, resource
+):
+    # A switchover left in place: the primary runs at west, so the standby to drill is east.
+    type(resource).objects.filter(pk=resource.pk).update(current_site=sites["west"])
+    make_schedule(
+        kind="drill",
+        target_site=None,
+        frequency="monthly",
+        interval=3,
+        weekdays=[],
+        start_date=date(2025, 4, 1),
+    )
+    services.schedules_run_due(now=utc(2025, 4, 1, 0, 30))
+    request = ExecutionRequest.objects.get()
+    assert (request.kind, request.target_site_id) == ("drill", sites["east"].pk)
