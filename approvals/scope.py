@@ -14,6 +14,7 @@ from typing import Any
 from approvals.choices import RequestKind
 from inventory.choices import Environment
 from inventory.models import Resource, ResourceGroup, ResourceStatus, Site
+from inventory.status_services import current_evaluation
 
 # Strictest first: a group mixing environments is treated as its strictest member.
 _ENV_STRICTNESS = [
@@ -153,15 +154,17 @@ def readiness(scope_members: list[Resource]) -> list[dict[str, Any]]:
                 }
             )
             continue
+        # As the status board shows it now: staleness, drill_overdue, unexpected_primary_site.
+        shown = current_evaluation(member, status)
         rows.append(
             {
                 "resource": member.pk,
                 "name": member.name,
-                "state": status.state,
-                "visibility": status.visibility,
+                "state": shown.state,
+                "visibility": shown.visibility,
                 "lag_seconds": status.lag_seconds,
                 "lag_bytes": status.lag_bytes,
-                "reasons": [r.get("code", "") for r in status.reasons if isinstance(r, dict)],
+                "reasons": shown.codes,
                 "observed_at": status.observed_at.isoformat() if status.observed_at else None,
             }
         )

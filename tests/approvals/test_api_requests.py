@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from approvals import services
 from inventory.models import ResourceStatus
@@ -23,7 +26,13 @@ def _body(resource, **kw):
 
 @pytest.mark.django_db
 def test_create_then_two_approvals_through_the_api(people, resource, client_for, default_policies):
-    ResourceStatus.objects.create(resource=resource, state="green", visibility="ok", lag_seconds=1)
+    ResourceStatus.objects.create(
+        resource=resource,
+        state="green",
+        visibility="ok",
+        lag_seconds=1,
+        observed_at=timezone.now(),
+    )
     created = client_for(people["op"]).post(URL, _body(resource), format="json")
     assert created.status_code == 201, created.json()
     data = created.json()
@@ -141,3 +150,21 @@ def test_breakglass_through_the_api(eligible, people, resource, client_for, make
     assert other["can_start"] is False and other["start_blocker"] == "not_approved"
     closed = client.post(f"/api/v1/breakglass/{grant['id']}/close/", {}, format="json")
     assert closed.status_code == 200 and closed.json()["active"] is False
+
+
+@pytest.mark.django_db
+def test_readiness_at_a_vote_is_the_status_as_shown_now(people, resource, make_request):
+    """A status last observed long ago is stale when the approver votes: the readiness stored
+    with the vote says so, as the board does, not the green of the old observation."""
+    ResourceStatus.objects.create(
+        resource=resource,
+        state="green",
+        visibility="ok",
+        lag_seconds=1,
+        observed_at=timezone.now() - timedelta(hours=2),
+    )
+    request = make_request()
+    vote = services.request_approve(request, actor=people["it"], comment="ok")
+    (row,) = vote.readiness
+    assert row["visibility"] == "lost" and row["state"] != "green"
+    assert "stale" in row["reasons"]
