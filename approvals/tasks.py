@@ -60,7 +60,7 @@ def run_schedules() -> dict[str, int]:
     """Create the requests of due schedule occurrences; record the missed ones.
 
     The advisory lock only saves duplicate work: exactly-once per occurrence is the database's
-    unique (schedule, planned_at) constraint (see approvals.services.schedules).
+    unique (schedule, planned_at) constraint (see approvals.services.schedule_runs).
     """
     unbound = request_context.current().source == "system"
     with request_context.bind("worker") if unbound else nullcontext():

@@ -25,7 +25,8 @@ from approvals.services.requests import (
     requests_expire_due,
     requests_refresh_all,
 )
-from approvals.services.schedules import schedule_delete, schedule_save, schedules_run_due
+from approvals.services.schedule_runs import schedules_run_due
+from approvals.services.schedules import schedule_delete, schedule_save
 from approvals.services.start import (
     request_check_startable,
     request_mark_finished,

@@ -18,7 +18,7 @@ from django.utils import timezone
 from approvals import services, tasks
 from approvals.apps import SCHEDULES_SCHEDULE_NAME, SCHEDULES_TASK, ensure_schedule
 from approvals.models import ApprovalPolicy, ExecutionRequest, Schedule, ScheduledOccurrence
-from approvals.services import schedules as schedule_services
+from approvals.services import schedule_runs
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -124,9 +124,9 @@ def test_occurrence_claimed_twice_creates_one_request(make_schedule):
     """The database backstop: a stale second attempt at the same occurrence creates nothing."""
     schedule = make_schedule()
     now = FIRST - timedelta(hours=1)
-    first = schedule_services.occurrence_create_request(schedule, FIRST, now=now)
+    first = schedule_runs.occurrence_create_request(schedule, FIRST, now=now)
     stale = Schedule.objects.get(pk=schedule.pk)
-    assert schedule_services.occurrence_create_request(stale, FIRST, now=now) is None
+    assert schedule_runs.occurrence_create_request(stale, FIRST, now=now) is None
     assert ExecutionRequest.objects.get() == first
     assert ScheduledOccurrence.objects.count() == 1
 

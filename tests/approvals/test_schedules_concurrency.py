@@ -15,7 +15,7 @@ from django.db import transaction
 
 from approvals import services
 from approvals.models import ExecutionRequest, Schedule, ScheduledOccurrence
-from approvals.services import schedules as schedule_services
+from approvals.services import schedule_runs
 from audit.selectors import verify_chain
 from tests.approvals.test_concurrency import race
 from tests.approvals.test_schedules_autostart import (  # noqa: F401  (fixtures)
@@ -77,7 +77,7 @@ def test_racing_claims_of_one_occurrence_create_one_request(
         def claim(pk: int = schedule.pk) -> ExecutionRequest | None:
             stale = Schedule.objects.select_related("created_by", "resource").get(pk=pk)
             with transaction.atomic():
-                return schedule_services.occurrence_create_request(stale, PLANNED, now=now)
+                return schedule_runs.occurrence_create_request(stale, PLANNED, now=now)
 
         results = race(claim, claim)
         made = [r for r in results if isinstance(r, ExecutionRequest)]
