@@ -301,21 +301,31 @@ def history(n: int, hours: float, runs: int, load: bool = True) -> None:
             before = cursor.fetchone()[0]
             # One row per resource every 15 s over the window, written by the server itself, in
             # time order as collection writes them: one resource's day is spread over the table
-            # (about one heap page per sample), not stored together.
-            cursor.execute(
-                """
-                INSERT INTO inventory_observationsample
-                    (resource_id, at, lag_seconds, lag_bytes, state, visible)
-                SELECT r.id, t, random() * 5, (random() * 100000)::bigint, 'green', true
-                FROM generate_series(%s::timestamptz - %s * interval '1 hour',
-                                     %s::timestamptz - interval '2 minutes',
-                                     interval '15 seconds') AS t,
-                     inventory_resource r
-                ORDER BY t, r.id
-                ON CONFLICT DO NOTHING
-                """,
-                [now, hours, now],
-            )
+            # (about one heap page per sample), not stored together. One statement (and
+            # commit) per hour keeps each sort small and shows progress.
+            end = now - timezone.timedelta(minutes=2)
+            chunk_start = now - timezone.timedelta(hours=hours)
+            while chunk_start < end:
+                chunk_end = min(end, chunk_start + timezone.timedelta(hours=1))
+                cursor.execute(
+                    """
+                    INSERT INTO inventory_observationsample
+                        (resource_id, at, lag_seconds, lag_bytes, state, visible)
+                    SELECT r.id, t, random() * 5, (random() * 100000)::bigint, 'green', true
+                    FROM generate_series(%s::timestamptz, %s::timestamptz - interval '1 us',
+                                         interval '15 seconds') AS t,
+                         inventory_resource r
+                    ORDER BY t, r.id
+                    ON CONFLICT DO NOTHING
+                    """,
+                    [chunk_start, chunk_end],
+                )
+                print(
+                    f"  history load: {cursor.rowcount} samples up to {chunk_end:%H:%M} after "
+                    f"{time.perf_counter() - began:.0f} s",
+                    flush=True,
+                )
+                chunk_start = chunk_end
             cursor.execute("VACUUM ANALYZE inventory_observationsample")
             cursor.execute("SELECT count(*) FROM inventory_observationsample")
             total = cursor.fetchone()[0]
