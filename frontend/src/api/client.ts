@@ -1,6 +1,8 @@
 // The one way the app talks to Django: same-origin fetch with the session cookie, the CSRF
 // token on unsafe methods, JSON in and out, and errors that keep the API's reason.
 
+import { degraded, degradedOf, isDegradedBody, markerFromHeaders, type Outcome } from './degraded';
+
 export const API_ROOT = '/api/v1/';
 
 export class ApiError extends Error {
@@ -17,6 +19,16 @@ export class ApiError extends Error {
   /** The endpoint does not exist on this server (yet). */
   get notAvailable(): boolean {
     return this.status === 404 || this.status === 405 || this.status === 501;
+  }
+
+  /** Refused because the service cannot reach its own database (bcservice/degraded.py). */
+  get degraded(): boolean {
+    return this.status === 503 && isDegradedBody(this.body);
+  }
+
+  /** For a refused action in degraded mode: was it carried out? */
+  get outcome(): Outcome | null {
+    return this.status === 503 && isDegradedBody(this.body) ? this.body.outcome : null;
   }
 
   /** Field errors of a 400 answer, keyed by field ("non_field_errors" for the rest). */
@@ -108,12 +120,26 @@ export async function api<T>(
     }
   }
   if (!response.ok) {
+    if (response.status === 503 && isDegradedBody(body)) degraded.report();
     throw new ApiError(response.status, body, describe(response.status, body, response.statusText));
   }
-  return body as T;
+  return noteDegraded(response, body) as T;
+}
+
+/** A last-known copy is reported (and marked in the body, as the server does for objects
+ * without the member); a live answer ends degraded mode. */
+function noteDegraded(response: Response, body: unknown): unknown {
+  const marker = degradedOf(body) ?? markerFromHeaders(response.headers);
+  if (!marker) {
+    degraded.live();
+    return body;
+  }
+  degraded.report(marker.snapshot_at || null);
+  if (isRecord(body) && !('degraded' in body)) return { ...body, degraded: marker };
+  return body;
 }
 
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
-  return 'Something went wrong.';
+  return typeof error === 'string' ? error : 'The request failed without a reason from the server.';
 }

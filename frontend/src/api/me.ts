@@ -56,7 +56,8 @@ export function useMe() {
           const me = normalise(await api<unknown>(meUrl, { signal }));
           if (me) return me;
         } catch (error) {
-          if (!(error instanceof ApiError && error.notAvailable)) throw error;
+          // Degraded mode without a copy of /me/: the page's own data still names the user.
+          if (!(error instanceof ApiError && (error.notAvailable || error.degraded))) throw error;
         }
       }
       const fallback = bootstrapUser();

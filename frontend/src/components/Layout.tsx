@@ -4,6 +4,7 @@ import { useMe } from '../api/me';
 import { loginUrl, useSessionExpired } from '../api/session';
 import { roleName } from '../lib/format';
 import { Banner } from './Banner';
+import { DegradedBanner } from './DegradedBanner';
 import { Header } from './Header';
 
 /** Approver roles withheld for want of a multi-factor login (the server decides; we say so). */
@@ -49,6 +50,7 @@ export function Layout() {
             on screen may be out of date.
           </Banner>
         ) : null}
+        <DegradedBanner />
         <MfaNotice />
         <Outlet />
       </main>

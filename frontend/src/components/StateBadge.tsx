@@ -10,14 +10,28 @@ export function stateLabel(state: string): string {
   return STATES[state]?.label ?? state;
 }
 
-export function StateBadge({ state, lost = false }: { state: string; lost?: boolean }) {
+/** `lost`: no visibility (dashed, "(last known)" for screen readers); `lastKnown`: a copy the
+ * server kept while it cannot reach its own database ("(last known)" written out). */
+export function StateBadge({
+  state,
+  lost = false,
+  lastKnown = false,
+}: {
+  state: string;
+  lost?: boolean;
+  lastKnown?: boolean;
+}) {
   const known = STATES[state];
   const label = known?.label ?? (state || 'Unknown');
+  const stale = lost || lastKnown;
   return (
-    <span className={`badge state-${known ? state : 'unknown'}${lost ? ' badge-stale' : ''}`}>
-      <span aria-hidden="true">{known?.symbol ?? '?'}</span> {label}
-      {lost ? <span className="visually-hidden"> (last known)</span> : null}
-    </span>
+    <>
+      <span className={`badge state-${known ? state : 'unknown'}${stale ? ' badge-stale' : ''}`}>
+        <span aria-hidden="true">{known?.symbol ?? '?'}</span> {label}
+        {lost && !lastKnown ? <span className="visually-hidden"> (last known)</span> : null}
+      </span>
+      {lastKnown ? <span className="last-known"> (last known)</span> : null}
+    </>
   );
 }
 

@@ -19,7 +19,8 @@ export function renderWithProviders(ui: ReactElement, { route = '/', client = te
   return { ...result, client };
 }
 
-type Handler = (url: URL, init: RequestInit) => { status?: number; body?: unknown } | undefined;
+type Answer = { status?: number; body?: unknown; headers?: Record<string, string> };
+type Handler = (url: URL, init: RequestInit) => Answer | undefined;
 
 /** Replaces fetch: each call goes to `handler`, which answers by path; unknown paths get 404. */
 export function mockFetch(handler: Handler) {
@@ -31,7 +32,7 @@ export function mockFetch(handler: Handler) {
     const status = answer.status ?? 200;
     return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), {
       status,
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...answer.headers },
     });
   });
   vi.stubGlobal('fetch', fn);

@@ -74,6 +74,16 @@ export function Filters({ filters, sites, onChange, onClear }: Props) {
         ]}
       />
       <Select
+        id="board-away"
+        label="Runs at"
+        value={filters.away}
+        onChange={(v) => onChange('away', v)}
+        options={[
+          ['1', 'Away from home'],
+          ['0', 'Home site'],
+        ]}
+      />
+      <Select
         id="board-platform"
         label="Platform"
         value={filters.platform}

@@ -17,7 +17,13 @@ function Members({ group }: { group: Group }) {
   );
 }
 
-export function GroupTable({ groups }: { groups: Group[] }) {
+export function GroupTable({
+  groups,
+  lastKnown = false,
+}: {
+  groups: Group[];
+  lastKnown?: boolean;
+}) {
   return (
     <div className="table-wrap">
       <table className="board">
@@ -39,7 +45,7 @@ export function GroupTable({ groups }: { groups: Group[] }) {
             return (
               <tr
                 key={g.id}
-                className={lost ? 'row-lost' : undefined}
+                className={lost || lastKnown ? 'row-lost' : undefined}
                 data-testid={`group-${g.id}`}
               >
                 <th scope="row">
@@ -47,7 +53,7 @@ export function GroupTable({ groups }: { groups: Group[] }) {
                   {g.description ? <div className="sub">{g.description}</div> : null}
                 </th>
                 <td>
-                  <StateBadge state={g.status.state} lost={lost} />
+                  <StateBadge state={g.status.state} lost={lost} lastKnown={lastKnown} />
                   {g.status.reasons[0] ? (
                     <div className="sub">{reasonText(g.status.reasons[0])}</div>
                   ) : null}

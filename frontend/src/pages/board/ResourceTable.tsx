@@ -15,26 +15,37 @@ export function ageNow(
   return ageSeconds === null || ageSeconds === undefined ? null : ageSeconds + elapsedSeconds;
 }
 
-function Lag({ resource }: { resource: Resource }) {
+function Lag({ resource, lastKnown }: { resource: Resource; lastKnown: boolean }) {
   const { lag_seconds: lag, visibility } = resource.status;
   if (lag === null || lag === undefined) return <span className="muted">—</span>;
   const overRpo = resource.rpo_target_seconds !== undefined && lag > resource.rpo_target_seconds;
+  const stale = visibility === 'lost' || lastKnown;
   return (
-    <span className={visibility === 'lost' ? 'stale' : undefined}>
+    <span className={stale ? 'stale' : undefined}>
       {formatDuration(lag)}
-      {visibility === 'lost' ? <span className="note"> (last known)</span> : null}
+      {stale ? <span className="note"> (last known)</span> : null}
       {overRpo ? <span className="note over-rpo"> over RPO</span> : null}
     </span>
   );
 }
 
-function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: number }) {
+interface RowProps {
+  resource: Resource;
+  elapsed: number;
+  /** The server's last known copy (degraded mode): every value is marked as such. */
+  lastKnown: boolean;
+}
+
+function ResourceRow({ resource, elapsed, lastKnown }: RowProps) {
   const { status } = resource;
   const lost = status.visibility === 'lost';
   const age = ageNow(status.age_seconds, elapsed);
   const reason = status.reasons[0];
   return (
-    <tr className={lost ? 'row-lost' : undefined} data-testid={`resource-${resource.id}`}>
+    <tr
+      className={lost || lastKnown ? 'row-lost' : undefined}
+      data-testid={`resource-${resource.id}`}
+    >
       <th scope="row">
         <Link to={`/resources/${resource.id}`}>{resource.name}</Link>
         <div className="sub">
@@ -42,7 +53,7 @@ function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: numbe
         </div>
       </th>
       <td>
-        <StateBadge state={status.state} lost={lost} />
+        <StateBadge state={status.state} lost={lost} lastKnown={lastKnown} />
         {reason ? (
           <div className="sub" title={status.reasons.map(reasonText).join('\n')}>
             {reasonText(reason)}
@@ -54,10 +65,10 @@ function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: numbe
         <Visibility visibility={status.visibility} ageSeconds={age} />
       </td>
       <td className="num">
-        <Lag resource={resource} />
+        <Lag resource={resource} lastKnown={lastKnown} />
       </td>
       <td className="num">{formatDuration(resource.rpo_target_seconds)}</td>
-      <td className={`num${lost ? ' stale' : ''}`}>{formatDuration(age)}</td>
+      <td className={`num${lost || lastKnown ? ' stale' : ''}`}>{formatDuration(age)}</td>
       <td className="num">{resource.tier}</td>
       <td className="sites">
         {resource.primary_site} <span aria-label="replicates to">→</span> {resource.dr_site}
@@ -69,7 +80,15 @@ function ResourceRow({ resource, elapsed }: { resource: Resource; elapsed: numbe
   );
 }
 
-export function ResourceTable({ resources, elapsed }: { resources: Resource[]; elapsed: number }) {
+export function ResourceTable({
+  resources,
+  elapsed,
+  lastKnown = false,
+}: {
+  resources: Resource[];
+  elapsed: number;
+  lastKnown?: boolean;
+}) {
   return (
     <div className="table-wrap">
       <table className="board">
@@ -96,7 +115,7 @@ export function ResourceTable({ resources, elapsed }: { resources: Resource[]; e
         </thead>
         <tbody>
           {resources.map((r) => (
-            <ResourceRow key={r.id} resource={r} elapsed={elapsed} />
+            <ResourceRow key={r.id} resource={r} elapsed={elapsed} lastKnown={lastKnown} />
           ))}
         </tbody>
       </table>

@@ -231,4 +231,46 @@ describe('StatusBoard', () => {
     expect(row('orders-pg')).toHaveTextContent('Runs at london (home)');
     expect(within(row('orders-pg')).queryByText(/Away from home/)).not.toBeInTheDocument();
   });
+
+  it('counts resources away from home in words and filters them (a group by its members)', async () => {
+    const moved = (id: number, name: string) =>
+      resource({
+        id,
+        name,
+        primary_site: 'london',
+        dr_site: 'dublin',
+        current_site: 'dublin',
+        away_from_home: true,
+      });
+    const billing = moved(5, 'billing-pg');
+    const invoices = moved(6, 'invoices-pg');
+    const movedStack = group({
+      id: 11,
+      name: 'billing-stack',
+      members: [{ id: 5, name: 'billing-pg', position: 0, state: 'green', visibility: 'ok' }],
+    });
+    serve([green, yellow, billing, invoices], [stack, movedStack]);
+    const user = userEvent.setup();
+    renderWithProviders(<StatusBoard />, { route: '/?away=1' });
+    await loaded();
+    const chips = screen.getByRole('list', { name: 'Resources by state' });
+    expect(chips).toHaveTextContent('2 Away from home');
+    const names = () =>
+      within(resourceTable())
+        .getAllByRole('link')
+        .map((a) => a.textContent);
+    // From the query string: only the two that run away from home, and the group holding one.
+    expect(screen.getByLabelText('Runs at')).toHaveValue('1');
+    expect(names()).toEqual(['billing-pg', 'invoices-pg']);
+    const groups = screen.getByRole('table', { name: /Resource groups/ });
+    expect(within(groups).getByText('billing-stack')).toBeInTheDocument();
+    expect(within(groups).queryByText('payments-stack')).not.toBeInTheDocument();
+
+    await user.selectOptions(screen.getByLabelText('Runs at'), '0');
+    expect(names()).toEqual(['catalog-mongo', 'orders-pg']);
+    expect(chips).toHaveTextContent('0 Away from home');
+    await user.click(screen.getByRole('button', { name: 'Clear filters' }));
+    expect(names()).toHaveLength(4);
+    expect(chips).toHaveTextContent('2 Away from home');
+  });
 });

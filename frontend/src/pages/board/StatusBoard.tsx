@@ -2,6 +2,7 @@ import { useSearchParams } from 'react-router';
 import { BOARD_PAGE_SIZE, useGroups, useResources } from '../../api/inventory';
 import { POLL } from '../../api/queryClient';
 import { ErrorMessage, Loading, NotAvailable, StaleDataBanner } from '../../components/Banner';
+import { LastKnownNote, lastKnownOf } from '../../components/LastKnown';
 import { ApiError } from '../../api/client';
 import { formatClock } from '../../lib/format';
 import { useNow } from '../../lib/useNow';
@@ -46,7 +47,12 @@ export function StatusBoard() {
     setParams(next, { replace: true });
   };
 
-  const elapsed = resources.dataUpdatedAt ? Math.max(0, (now - resources.dataUpdatedAt) / 1000) : 0;
+  const resourcesKnown = lastKnownOf(resources);
+  const groupsKnown = lastKnownOf(groups);
+  // A last-known copy was already old when it arrived: its ages count on from the copy's time.
+  const elapsed =
+    (resources.dataUpdatedAt ? Math.max(0, (now - resources.dataUpdatedAt) / 1000) : 0) +
+    resourcesKnown.offsetSeconds;
   const total = resources.data?.count ?? 0;
 
   return (
@@ -54,19 +60,21 @@ export function StatusBoard() {
       <div className="page-head">
         <h1 id="board-title">Status board</h1>
         <p className="live" aria-live="off">
-          {resources.dataUpdatedAt
-            ? `Updated ${formatClock(resources.dataUpdatedAt)} · refreshes every ${POLL.board / 1000} s`
-            : null}
+          {resourcesKnown.lastKnown
+            ? 'Not live: last known copy'
+            : resources.dataUpdatedAt
+              ? `Updated ${formatClock(resources.dataUpdatedAt)} · refreshes every ${POLL.board / 1000} s`
+              : null}
         </p>
       </div>
-      {resources.isError && resources.data ? (
+      {resources.isError && resources.data && !resourcesKnown.lastKnown ? (
         <StaleDataBanner
           what="resources"
           error={resources.error}
           updatedAt={resources.dataUpdatedAt}
         />
       ) : null}
-      {groups.isError && groups.data ? (
+      {groups.isError && groups.data && !groupsKnown.lastKnown ? (
         <StaleDataBanner what="groups" error={groups.error} updatedAt={groups.dataUpdatedAt} />
       ) : null}
       <Filters
@@ -86,6 +94,7 @@ export function StatusBoard() {
       {resources.isError && !resources.data ? <ErrorMessage error={resources.error} /> : null}
       {resources.data ? (
         <>
+          <LastKnownNote state={resourcesKnown} updatedAt={resources.dataUpdatedAt} />
           <Summary resources={shown} />
           {total > allResources.length ? (
             <p className="note">
@@ -93,7 +102,11 @@ export function StatusBoard() {
             </p>
           ) : null}
           {shown.length ? (
-            <ResourceTable resources={shown} elapsed={elapsed} />
+            <ResourceTable
+              resources={shown}
+              elapsed={elapsed}
+              lastKnown={resourcesKnown.lastKnown}
+            />
           ) : (
             <p className="empty">No resource matches these filters.</p>
           )}
@@ -114,9 +127,10 @@ export function StatusBoard() {
           <ErrorMessage error={groups.error} />
         )
       ) : null}
+      {groups.data ? <LastKnownNote state={groupsKnown} updatedAt={groups.dataUpdatedAt} /> : null}
       {groups.data ? (
         shownGroups.length ? (
-          <GroupTable groups={shownGroups} />
+          <GroupTable groups={shownGroups} lastKnown={groupsKnown.lastKnown} />
         ) : (
           <p className="empty">No group matches these filters.</p>
         )

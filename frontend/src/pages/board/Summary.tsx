@@ -8,11 +8,13 @@ export function Summary({ resources }: { resources: Resource[] }) {
     ['yellow', 'Yellow', count((r) => r.status.state === 'yellow')],
     ['green', 'Green', count((r) => r.status.state === 'green')],
     ['lost', 'No visibility', count((r) => r.status.visibility === 'lost')],
+    ['away', 'Away from home', count((r) => r.away_from_home === true)],
   ];
   return (
     <ul className="summary" aria-label="Resources by state">
       {items.map(([key, label, n]) => (
         <li key={key} className={`summary-${key}`}>
+          {key === 'away' ? <span aria-hidden="true">⇄ </span> : null}
           <span className="summary-count">{n}</span> {label}
         </li>
       ))}

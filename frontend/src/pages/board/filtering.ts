@@ -7,10 +7,19 @@ export interface BoardFilters {
   environment: string;
   site: string;
   state: string; // green | yellow | red | lost (no visibility) | ''
+  away: string; // '1' away from home (a move left in place) | '0' at home | ''
   q: string;
 }
 
-export const FILTER_KEYS = ['platform', 'tier', 'environment', 'site', 'state', 'q'] as const;
+export const FILTER_KEYS = [
+  'platform',
+  'tier',
+  'environment',
+  'site',
+  'state',
+  'away',
+  'q',
+] as const;
 
 export const EMPTY_FILTERS: BoardFilters = {
   platform: '',
@@ -18,6 +27,7 @@ export const EMPTY_FILTERS: BoardFilters = {
   environment: '',
   site: '',
   state: '',
+  away: '',
   q: '',
 };
 
@@ -49,7 +59,8 @@ function matchesAttributes(resource: Resource, f: BoardFilters): boolean {
     (!f.platform || resource.platform === f.platform) &&
     (!f.tier || String(resource.tier) === f.tier) &&
     (!f.environment || resource.environment === f.environment) &&
-    (!f.site || resource.primary_site === f.site || resource.dr_site === f.site)
+    (!f.site || resource.primary_site === f.site || resource.dr_site === f.site) &&
+    (!f.away || (resource.away_from_home === true) === (f.away === '1'))
   );
 }
 
@@ -65,7 +76,7 @@ export function filterResources(resources: Resource[], f: BoardFilters): Resourc
 /** A group passes platform/environment/site when one of its members does. */
 export function filterGroups(groups: Group[], resources: Resource[], f: BoardFilters): Group[] {
   const byId = new Map(resources.map((r) => [r.id, r]));
-  const memberFilter = f.platform || f.environment || f.site;
+  const memberFilter = f.platform || f.environment || f.site || f.away;
   return groups.filter((g) => {
     if (f.tier && String(g.tier) !== f.tier) return false;
     if (!matchesState(g.status.state, g.status.visibility, f.state)) return false;

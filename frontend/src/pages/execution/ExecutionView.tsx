@@ -1,5 +1,6 @@
 import { Link, useParams } from 'react-router';
-import { ApiError, errorMessage } from '../../api/client';
+import { ApiError } from '../../api/client';
+import { ActionError } from '../../components/ActionError';
 import { useContinue, useExecution } from '../../api/executions';
 import type { Execution } from '../../api/types';
 import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
@@ -40,7 +41,7 @@ function Paused({ execution }: { execution: Execution }) {
       <button type="button" onClick={() => go.mutate()} disabled={go.isPending}>
         {go.isPending ? 'Continuing…' : 'Continue'}
       </button>
-      {go.isError ? <span className="error-text"> {errorMessage(go.error)}</span> : null}
+      {go.isError ? <ActionError error={go.error} /> : null}
     </Banner>
   );
 }

@@ -1,10 +1,11 @@
 import { useState, type FormEvent } from 'react';
 import { useNavigate, useSearchParams } from 'react-router';
-import { ApiError, errorMessage } from '../../api/client';
+import { ApiError } from '../../api/client';
 import { useGroups, useResources, useSites } from '../../api/inventory';
 import { hasRole, useMe } from '../../api/me';
 import { useCreateRequest } from '../../api/requests';
 import { REQUEST_KINDS, type RequestKind, type Resource } from '../../api/types';
+import { ActionError } from '../../components/ActionError';
 import { Banner } from '../../components/Banner';
 import { FieldError } from '../../components/FieldError';
 import { StateBadge } from '../../components/StateBadge';
@@ -198,7 +199,7 @@ export function RequestCreate() {
           </div>
           <FieldError id="err-general" messages={errors.non_field_errors} />
           {create.isError && !(create.error instanceof ApiError && create.error.status === 400) ? (
-            <Banner tone="error">{errorMessage(create.error)}</Banner>
+            <ActionError error={create.error} />
           ) : null}
           <button
             type="submit"

@@ -1,9 +1,10 @@
 import { useId, useState, type FormEvent } from 'react';
 import { useNavigate } from 'react-router';
-import { ApiError, errorMessage } from '../../api/client';
+import { ApiError } from '../../api/client';
 import { serverHas } from '../../api/me';
 import { usePrechecks, useStart } from '../../api/requests';
 import type { RequestDetail } from '../../api/types';
+import { ActionError } from '../../components/ActionError';
 import { NotAvailable } from '../../components/Banner';
 import { FieldError } from '../../components/FieldError';
 import { PrecheckTable } from './PrecheckTable';
@@ -56,11 +57,7 @@ export function StartPanel({ request, name }: { request: RequestDetail; name: st
             : 'Run prechecks'}
       </button>
       {precheckMissing ? <NotAvailable what="Running prechecks on demand" /> : null}
-      {prechecks.isError && !precheckMissing ? (
-        <p role="alert" className="error-text">
-          {errorMessage(prechecks.error)}
-        </p>
-      ) : null}
+      {prechecks.isError && !precheckMissing ? <ActionError error={prechecks.error} /> : null}
       {report ? (
         <PrecheckTable report={report} overrides={overrides} onToggleOverride={toggle} />
       ) : null}
@@ -118,9 +115,7 @@ export function StartPanel({ request, name }: { request: RequestDetail; name: st
             {start.isPending ? 'Starting…' : `Start ${request.kind}`}
           </button>
           {start.isError && !(start.error instanceof ApiError && start.error.status === 400) ? (
-            <p role="alert" className="error-text">
-              {errorMessage(start.error)}
-            </p>
+            <ActionError error={start.error} />
           ) : null}
         </form>
       )}

@@ -1,7 +1,7 @@
 import { useId, useState } from 'react';
-import { errorMessage } from '../../api/client';
 import { type RequestAction, useRequestAction } from '../../api/requests';
 import type { RequestDetail } from '../../api/types';
+import { ActionError } from '../../components/ActionError';
 
 /** Approve or deny with a comment; each button is disabled with the API's reason when the
  * user may not act (e.g. their own request). Cancel only appears for those who may cancel. */
@@ -85,11 +85,7 @@ export function VotePanel({ request }: { request: RequestDetail }) {
           You cannot deny: {request.why_not_deny || request.why_not}
         </span>
       ) : null}
-      {act.isError ? (
-        <p role="alert" className="error-text">
-          {errorMessage(act.error)}
-        </p>
-      ) : null}
+      {act.isError ? <ActionError error={act.error} /> : null}
       {act.isSuccess ? <p role="status">Recorded.</p> : null}
     </section>
   );

@@ -14,14 +14,22 @@ function Row({ term, children }: { term: string; children: ReactNode }) {
   );
 }
 
-export function Observation({ resource, age }: { resource: Resource; age: number | null }) {
+export function Observation({
+  resource,
+  age,
+  lastKnown = false,
+}: {
+  resource: Resource;
+  age: number | null;
+  lastKnown?: boolean;
+}) {
   const s = resource.status;
-  const lost = s.visibility === 'lost';
+  const lost = s.visibility === 'lost' || lastKnown;
   const stale = lost ? ' (last known)' : '';
   return (
     <section aria-labelledby="obs-title" className="panel">
       <h2 id="obs-title">Current observation</h2>
-      {lost ? (
+      {s.visibility === 'lost' ? (
         <p className="lost-block">
           <Visibility visibility={s.visibility} ageSeconds={age} /> The values below are the last
           ones seen, not current.

@@ -1,11 +1,13 @@
 import { Link, useParams } from 'react-router';
-import { ApiError, errorMessage } from '../../api/client';
+import { ApiError } from '../../api/client';
 import { useCollectNow, useResource } from '../../api/inventory';
 import { hasRole, serverHas, useMe } from '../../api/me';
 import { useRequests } from '../../api/requests';
 import type { Resource } from '../../api/types';
+import { ActionError } from '../../components/ActionError';
 import { Banner, ErrorMessage, Loading, StaleDataBanner } from '../../components/Banner';
 import { CurrentSite } from '../../components/CurrentSite';
+import { LastKnownNote, lastKnownOf } from '../../components/LastKnown';
 import { StateBadge } from '../../components/StateBadge';
 import { formatClock, humanise } from '../../lib/format';
 import { useNow } from '../../lib/useNow';
@@ -26,11 +28,13 @@ function CollectNow({ resource }: { resource: Resource }) {
         {collect.isPending ? 'Collecting…' : 'Collect now'}
       </button>
       {collect.isError ? (
-        <span role="alert" className="error-text">
-          {collect.error instanceof ApiError && collect.error.notAvailable
-            ? 'Collecting on demand is not available on this server yet.'
-            : errorMessage(collect.error)}
-        </span>
+        collect.error instanceof ApiError && collect.error.notAvailable ? (
+          <span role="alert" className="error-text">
+            Collecting on demand is not available on this server yet.
+          </span>
+        ) : (
+          <ActionError error={collect.error} />
+        )
       ) : null}
       {collect.isSuccess ? (
         <span role="status">Collected at {formatClock(Date.now())}.</span>
@@ -82,7 +86,9 @@ export function ResourceDetail() {
     );
   }
   const resource = query.data;
-  const elapsed = query.dataUpdatedAt ? (now - query.dataUpdatedAt) / 1000 : 0;
+  const known = lastKnownOf(query);
+  const elapsed =
+    (query.dataUpdatedAt ? (now - query.dataUpdatedAt) / 1000 : 0) + known.offsetSeconds;
   const age = ageNow(resource.status.age_seconds, elapsed);
   return (
     <article aria-labelledby="resource-title">
@@ -92,7 +98,11 @@ export function ResourceDetail() {
       <div className="page-head">
         <h1 id="resource-title">
           {resource.name}{' '}
-          <StateBadge state={resource.status.state} lost={resource.status.visibility === 'lost'} />
+          <StateBadge
+            state={resource.status.state}
+            lost={resource.status.visibility === 'lost'}
+            lastKnown={known.lastKnown}
+          />
         </h1>
         <CollectNow resource={resource} />
       </div>
@@ -108,11 +118,12 @@ export function ResourceDetail() {
           <CurrentSite resource={resource} long />.
         </Banner>
       ) : null}
-      {query.isError ? (
+      <LastKnownNote state={known} updatedAt={query.dataUpdatedAt} />
+      {query.isError && !known.lastKnown ? (
         <StaleDataBanner what="this resource" error={query.error} updatedAt={query.dataUpdatedAt} />
       ) : null}
       <div className="grid grid-2">
-        <Observation resource={resource} age={age} />
+        <Observation resource={resource} age={age} lastKnown={known.lastKnown} />
         <Reasons resource={resource} />
         <HistorySection resource={resource} />
         <RecentRequests resource={resource} />
