@@ -12,3 +12,7 @@ class BcserviceConfig(AppConfig):
         from bcservice import tracing
 
         tracing.configure()
+        # Job runtimes are measured in the qcluster processes, which build no middleware chain.
+        from bcservice import job_runtimes
+
+        job_runtimes.connect()

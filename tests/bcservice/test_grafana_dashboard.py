@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.models import Task
+from django_q.tasks import async_task
 from prometheus_client.parser import text_string_to_metric_families
 
 from approvals.models import ExecutionRequest
@@ -44,7 +46,7 @@ def _scrape(client) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def populated(make_resource, make_user):
+def populated(make_resource, make_user, monkeypatch):
     """One row of everything the collector reads, so the label sets are the real ones."""
     resource = make_resource("orders-db")
     ResourceStatus.objects.create(
@@ -66,10 +68,10 @@ def populated(make_resource, make_user):
         requested_by=(operator := make_user("operator")),
     )
     Execution.objects.create(request=request, kind="drill", state="succeeded", started_by=operator)
-    now = timezone.now()
-    Task.objects.create(
-        id="t1", name="t1", func="connectors.tasks.collect", started=now, stopped=now, success=True
-    )
+    # A real task through django-q2 (sync mode): its Task row and its job-runtime histogram count.
+    monkeypatch.setattr(Conf, "SYNC", True)
+    async_task("math.floor", 1.5)
+    assert Task.objects.filter(func="math.floor", success=True).exists()
 
 
 @pytest.mark.django_db
@@ -99,7 +101,7 @@ def test_the_dashboard_covers_every_metric_the_issue_lists():
     for metric in (
         "bc_http_request_duration_seconds_bucket",  # API latency
         "bc_worker_queue_depth",  # worker queue depth
-        "bc_job_last_runtime_seconds",  # job runtimes
+        "bc_job_runtime_seconds_bucket",  # job runtimes
         "bc_connector_problems",  # connector errors by platform and kind
         "bc_resource_lag_seconds",  # per-resource lag
         "bc_resource_observation_age_seconds",  # freshness

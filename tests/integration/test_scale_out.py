@@ -12,6 +12,7 @@ through the service and delivered twice (both workers take it) runs exactly once
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -204,8 +205,14 @@ def test_two_workers_share_collection_without_collecting_a_resource_twice_at_onc
 
 def _approved(make_user: Any, resource: Any, target_site: Any) -> tuple[Any, Any]:
     """A switchover request approved by IT and business, and the operator who asked."""
+    from django.apps import apps
+
     from approvals import services as approvals
 
+    # The policies the data migration ships (a transactional test before this one flushed them).
+    importlib.import_module("approvals.migrations.0002_default_policies").create_defaults(
+        apps, None
+    )
     operator = make_user("operator", username="op-scale-out")
     request = approvals.request_create(
         actor=operator,
@@ -250,11 +257,13 @@ def test_an_execution_delivered_to_both_workers_runs_exactly_once(
     """Both deliveries reach the claim at the same moment: a session of the test holds the
     execution's row lock while the two are delivered, and lets go once both workers wait on it."""
     import psycopg
+    from django.db.models import Sum
     from django_q.conf import Conf
     from django_q.models import Task
 
     from audit.models import AuditEvent
     from audit.selectors import verify_chain
+    from bcservice.models import TaskRuntimeBucket
     from executions import services
     from executions.models import Execution
 
@@ -354,4 +363,7 @@ def test_an_execution_delivered_to_both_workers_runs_exactly_once(
     assert len({s["pid"] for s in sent}) == 1, {s["pid"] for s in sent}
     assert lab.status()["primary_site"] == "dr"
     assert verify_chain().ok
+    # Job runtimes (bcservice/job_runtimes.py) crossed the processes: both deliveries counted.
+    counted = TaskRuntimeBucket.objects.filter(func=func, outcome="success")
+    assert counted.aggregate(n=Sum("count"))["n"] == 2
     print(f"\nexecution {execution.pk}: ran once in {execution.evidence['total_seconds']:.2f} s")
