@@ -1,5 +1,6 @@
 """Serializer helpers shared by the apps' API packages."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
@@ -36,3 +37,21 @@ class ModelCleanMixin:
             setattr(clone, field.attname, getattr(instance, field.attname))
         clone._state.adding = False
         return clone
+
+
+# Query times before this are refused with a field error: nothing the service stores predates
+# it, and a default computed as "until minus a period" from a time near year 1 overflows
+# ``datetime`` (it was an HTTP 500).
+EARLIEST_QUERY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class QueryDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time in a query (``since``, ``until``), no earlier than 1970-01-01 UTC."""
+
+    default_error_messages = {"too_early": "Must be on or after 1970-01-01T00:00:00Z."}
+
+    def to_internal_value(self, value: Any) -> datetime:
+        parsed = super().to_internal_value(value)
+        if parsed < EARLIEST_QUERY_TIME:
+            self.fail("too_early")
+        return parsed

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bcservice.api.permissions import RolePermission
+from bcservice.api.serializers import QueryDateTimeField
 from executions.api.views import _visible_request
 from executions.reports import readiness, render
 from executions.reports.evidence import evidence_report
@@ -37,12 +38,10 @@ class EvidenceQuerySerializer(serializers.Serializer):
 
 
 class ReadinessQuerySerializer(serializers.Serializer):
-    since = serializers.DateTimeField(
+    since = QueryDateTimeField(
         required=False, help_text="Start, inclusive, ISO 8601 (default: until - 30 days)."
     )
-    until = serializers.DateTimeField(
-        required=False, help_text="End, exclusive, ISO 8601 (default: now)."
-    )
+    until = QueryDateTimeField(required=False, help_text="End, exclusive, ISO 8601 (default: now).")
     tier = serializers.ChoiceField(choices=(1, 2, 3), required=False, help_text="Only this tier.")
     format = serializers.ChoiceField(choices=("json", "csv", "html"), default="json")
 

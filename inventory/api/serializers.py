@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bcservice.api.serializers import ModelCleanMixin
+from bcservice.api.serializers import ModelCleanMixin, QueryDateTimeField
 from inventory import readiness
 from inventory.history import DEFAULT_RANGE, MAX_POINTS, MAX_RANGE, group_status, ordered_members
 from inventory.models import Resource, ResourceGroup, ResourceStatus, Site
@@ -233,8 +233,8 @@ class GroupSerializer(ModelCleanMixin, serializers.ModelSerializer):
 class HistoryQuerySerializer(serializers.Serializer):
     """``?since=&until=&limit=``: ISO 8601 times; default the last 24 hours."""
 
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = QueryDateTimeField(required=False)
+    until = QueryDateTimeField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_POINTS)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

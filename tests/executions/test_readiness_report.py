@@ -212,6 +212,12 @@ def test_csv_and_html(world, users, client_for):
         ({"since": "2999-01-01T00:00:00Z", "until": "2999-01-02T00:00:00Z"}, "since"),
         ({"tier": "7"}, "tier"),
         ({"format": "xml"}, "format"),
+        # Found by tests/bcservice/test_api_fuzz.py: "until - 30 days" and the read's reach
+        # before ``since`` overflowed datetime near year 1 (HTTP 500).
+        ({"until": "0001-01-01T00:00:00Z"}, "until"),
+        ({"until": "0001-01-31T00:00:00Z"}, "until"),
+        ({"since": "0001-01-01T00:00:00Z", "until": "0001-01-02T00:00:00Z"}, "since"),
+        ({"since": "1969-12-31T00:00:00Z"}, "since"),
     ],
 )
 def test_bad_input_is_a_400_with_field_errors(users, client_for, params, field):
