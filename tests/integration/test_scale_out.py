@@ -240,8 +240,8 @@ def _wait_for(check: Any, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _claims_waiting(execution_id: int) -> int:
-    """Sessions blocked in the runner's claim (the conditional UPDATE) of this execution."""
+def _claims_waiting() -> int:
+    """Sessions blocked in the runner's claim (its conditional UPDATE; one execution here)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -310,7 +310,7 @@ def test_an_execution_delivered_to_both_workers_runs_exactly_once(
         # Both clusters now wait on the list (BLPOP, served first come first served), so the two
         # deliveries go one to each.
         execution = services.execution_start(actor=operator, request=request, confirm=resource.name)
-        _wait_for(lambda: _claims_waiting(execution.pk) == 2, 30, "two claims never waited")
+        _wait_for(lambda: _claims_waiting() == 2, 30, "two claims never waited")
         holder.rollback()  # both claims go at once
         _wait_for(
             lambda: (
