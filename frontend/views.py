@@ -36,6 +36,7 @@ OPTIONAL_ENDPOINTS = {
     "prechecks": "/api/v1/requests/1/prechecks/",
     "evidence": "/api/v1/requests/1/evidence/",
     "executions": "/api/v1/executions/1/",
+    "reports": "/api/v1/reports/readiness/",
 }
 
 # Where the OIDC backend leaves the reason a single sign-on was refused (bcservice.auth.session).

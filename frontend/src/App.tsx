@@ -8,6 +8,7 @@ import { RequestCreate } from './pages/requests/RequestCreate';
 import { RequestDetailPage } from './pages/requests/RequestDetailPage';
 import { ExecutionView } from './pages/execution/ExecutionView';
 import { NotFound } from './pages/NotFound';
+import { ReportsPage } from './pages/reports/ReportsPage';
 
 export const BASENAME = '/app';
 
@@ -23,6 +24,7 @@ export function AppRoutes() {
         <Route path="requests/new" element={<RequestCreate />} />
         <Route path="requests/:id" element={<RequestDetailPage />} />
         <Route path="executions/:id" element={<ExecutionView />} />
+        <Route path="reports" element={<ReportsPage />} />
         <Route path="*" element={<NotFound />} />
       </Route>
     </Routes>

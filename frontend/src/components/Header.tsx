@@ -1,6 +1,6 @@
 import { NavLink } from 'react-router';
 import { readCookie } from '../api/client';
-import { useMe } from '../api/me';
+import { serverHas, useMe } from '../api/me';
 import { loginUrl, logoutUrl } from '../api/session';
 import { roleName } from '../lib/format';
 
@@ -33,6 +33,18 @@ function Who() {
   );
 }
 
+/** Every role may read the readiness report (scoped to what it may see); a user without a role
+ * may read nothing, so the entry is not offered. */
+function ReportsEntry() {
+  const me = useMe();
+  if (!serverHas('reports') || !me.data?.roles.length) return null;
+  return (
+    <li>
+      <NavLink to="/reports">Reports</NavLink>
+    </li>
+  );
+}
+
 export function Header() {
   return (
     <header className="app-header">
@@ -58,6 +70,7 @@ export function Header() {
           <li>
             <NavLink to="/requests/new">New request</NavLink>
           </li>
+          <ReportsEntry />
         </ul>
       </nav>
       <Who />
