@@ -254,5 +254,28 @@ def test_tier1_switchover_from_request_to_succeeded(
     )
     page.screenshot(path=str(artifacts / "status-board-after.png"), full_page=True)
     _check_screen(page, "status board after the switchover")
+    summary = page.get_by_role("list", name="Resources by state")
+    expect(summary).to_contain_text(re.compile(r"[1-9]\d* Away from home"))
+    page.get_by_label("Runs at").select_option("Away from home")
+    expect(moved).to_have_count(1)
+    page.get_by_label("Runs at").select_option("Home site")
+    expect(moved).to_have_count(0)
+
+    # Reports: the readiness report of the last 30 days, printable and as CSV.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
+    page.get_by_role("button", name="Show report").click()
+    printable_link = page.get_by_role("link", name="Open the printable report")
+    expect(printable_link).to_be_visible(timeout=30_000)
+    _check_screen(page, "reports")
+    for name, content_type in (
+        ("Open the printable report", "text/html"),
+        ("Download CSV", "text/csv"),
+    ):
+        href = page.get_by_role("link", name=name).get_attribute("href")
+        assert href and href.startswith("/api/v1/reports/readiness/?format="), href
+        answer = page.request.get(href)
+        assert answer.status == 200, answer.text()[:500]
+        assert answer.headers["content-type"].startswith(content_type)
+        assert resource in answer.text()
 
     _assert_quiet(operator, it, business)
