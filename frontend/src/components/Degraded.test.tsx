@@ -59,6 +59,20 @@ describe('degraded mode', () => {
     expect(screen.queryByText('(last known)')).not.toBeInTheDocument();
   });
 
+  it('marks the resource detail of a copy as last known', async () => {
+    mockFetch((url) => {
+      if (url.pathname === '/api/v1/resources/1/') return staleCopy(orders, SNAPSHOT_AT, 30);
+      if (url.pathname === '/api/v1/requests/') return noCopy();
+      return undefined;
+    });
+    app('/resources/1');
+    const heading = await screen.findByRole('heading', { level: 1, name: /orders-pg/ });
+    expect(heading).toHaveTextContent(/Green\s*\(last known\)/);
+    const observation = screen.getByRole('region', { name: 'Current observation' });
+    expect(observation).toHaveTextContent('1.5 s (last known)');
+    expect(await screen.findByText(BANNER)).toBeInTheDocument();
+  });
+
   it('keeps the data of the last live answer, marked, when a poll gets 503 without a copy', async () => {
     const outage = { on: false };
     mockFetch((url) => {
