@@ -70,6 +70,27 @@ SCHEMAS: dict[str, dict[str, Key]] = {
 _SECRET_HINTS = ("password", "passwd", "secret", "token", "private_key", "apikey", "api_key")
 
 
+def _unstorable(value: Any) -> bool:
+    """True when a string anywhere in ``value`` (keys included) cannot be stored: PostgreSQL's
+    jsonb refuses NUL (\\u0000) and UTF-8 cannot encode an unpaired surrogate (both were an
+    HTTP 500 at save time)."""
+    if isinstance(value, str):
+        return "\x00" in value or (not value.isascii() and _has_surrogate(value))
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(item) for item in value)
+    return False
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def validate(platform: str, settings: Any) -> dict[str, list[str]]:
     """Return field errors as {key: [messages]}; empty when the settings are acceptable."""
     errors: dict[str, list[str]] = {}
@@ -78,6 +99,9 @@ def validate(platform: str, settings: Any) -> dict[str, list[str]]:
         return {"platform": [f"Unknown platform {platform!r}."]}
     if not isinstance(settings, dict):
         return {"connection": ["Connection settings must be a JSON object."]}
+    if _unstorable(settings):
+        # Not echoing the key: a message holding an unpaired surrogate cannot be rendered.
+        return {"connection": ["Must not contain NUL or unpaired surrogate characters."]}
     for key, value in settings.items():
         if any(hint in key.lower() for hint in _SECRET_HINTS):
             errors.setdefault(key, []).append(

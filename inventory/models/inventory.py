@@ -21,6 +21,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # bare path such as "lab/postgres". Spaces and quotes are refused, and so is anything long.
 SECRET_REF_RE = re.compile(r"^(?:(?:vault|env|file):)?[A-Za-z0-9_./#-]{1,200}$")
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,126}$")
+# A connector's per-call timeout. The collection guard waits twice this plus one second, which
+# must stay under the worker's task timeout (BC_Q_TIMEOUT, 900 s); an unbounded value (1e308)
+# made the lease arithmetic overflow (HTTP 500 on collect-now, a crash in the sweep).
+MAX_TIMEOUT_SECONDS = 300.0
 
 
 def validate_name(value: str) -> None:
@@ -142,6 +146,10 @@ class Resource(models.Model):
                 self.platform, self.connection
             ).items():
                 errors.setdefault("connection", []).extend(f"{key}: {m}" for m in messages)
+        if self.timeout_seconds is not None and not self.timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            errors.setdefault("timeout_seconds", []).append(
+                f"Ensure this value is less than or equal to {MAX_TIMEOUT_SECONDS:g}."
+            )
         if self.secret_ref and not SECRET_REF_RE.match(self.secret_ref):
             errors.setdefault("secret_ref", []).append(
                 "A secret reference looks like vault:kv/path, env:NAME or file:name."

@@ -94,6 +94,10 @@ def test_admin_creates_and_updates_with_audit(client_for, users, sites):
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"collect_interval_seconds": 0}, "collect_interval_seconds"),
         ({"rpo_target_seconds": -5}, "rpo_target_seconds"),
+        # Found by fuzzing (tests/bcservice/test_api_fuzz.py): these were HTTP 500s.
+        ({"timeout_seconds": 1e308}, "timeout_seconds"),  # collect-now overflowed its lease
+        ({"connection": {"primary_host": "a\x00b", "dr_host": "b"}}, "connection"),  # jsonb
+        ({"connection": {"primary_host": "a", "dr_host": "b", "k\x00": 1}}, "connection"),
     ],
 )
 def test_bad_input_gets_field_errors(client_for, users, sites, changes, field):
@@ -102,6 +106,36 @@ def test_bad_input_gets_field_errors(client_for, users, sites, changes, field):
     )
     assert response.status_code == 400, response.content
     assert field in response.json()
+
+
+def test_unpaired_surrogate_in_connection_is_a_400_and_nothing_changes(
+    client_for, users, make_resource
+):
+    """JSON may carry "\\ud800"; UTF-8 cannot, so saving it was an HTTP 500 (found by fuzzing)."""
+    resource = make_resource()
+    raw = '{"connection": {"primary_host": "\\ud800", "dr_host": "b"}}'
+    response = client_for(users["admin"]).patch(
+        f"/api/v1/resources/{resource.pk}/", raw, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert "connection" in response.json()
+    resource.refresh_from_db()
+    assert resource.connection["primary_host"] == "127.0.0.1"
+
+
+def test_a_huge_timeout_is_refused_and_collect_now_still_answers(client_for, users, make_resource):
+    resource = make_resource()
+    admin = client_for(users["admin"])
+    url = f"/api/v1/resources/{resource.pk}/"
+    response = admin.patch(url, {"timeout_seconds": 301}, format="json")
+    assert response.status_code == 400 and "timeout_seconds" in response.json()
+    assert admin.patch(url, {"timeout_seconds": 300}, format="json").status_code == 200
+    # A dead port: the collection fails fast and reports it, whatever the timeout.
+    resource.connection = {**resource.connection, "primary_port": 9, "dr_port": 9}
+    resource.save(update_fields=["connection"])
+    collected = client_for(users["operator"]).post(f"{url}collect/")
+    assert collected.status_code == 200, collected.content
+    assert collected.json()["state"] == "red"
 
 
 def test_secret_looking_connection_key_message(client_for, users, sites):
