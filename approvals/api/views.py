@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -19,6 +20,7 @@ from rest_framework.response import Response
 
 from approvals import selectors, services
 from approvals.api.serializers import (
+    MAX_ID,
     BreakGlassCreateSerializer,
     BreakGlassSerializer,
     CommentSerializer,
@@ -53,11 +55,21 @@ class DomainErrorsMixin:
         return super().handle_exception(exc)
 
 
+class IdFilter(django_filters.NumberFilter):
+    """A whole-number id in range: 1.5 or 1e300 is a 400 field error, not a database
+    overflow (SQLite raised OverflowError on an id past 64 bits: HTTP 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
+
+
 class RequestFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=RequestState.choices)
     kind = django_filters.ChoiceFilter(choices=RequestKind.choices)
-    resource = django_filters.NumberFilter(field_name="resource_id")
-    group = django_filters.NumberFilter(field_name="group_id")
+    resource = IdFilter(field_name="resource_id")
+    group = IdFilter(field_name="group_id")
 
 
 class RequestViewSet(

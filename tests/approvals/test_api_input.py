@@ -160,3 +160,25 @@ def test_open_grant_bad_input(eligible, resource, client_for, patch, field):
 def test_policy_preview_bad_query(people, client_for, resource, query):
     response = client_for(people["op"]).get("/api/v1/policies/preview/", query)
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [str(HUGE), "-2.37e288", "3.3e16", "1.5", "0", "x"])
+@pytest.mark.parametrize("name", ["resource", "group"])
+def test_list_filters_refuse_ids_that_cannot_exist(people, make_request, client_for, name, value):
+    """Found by fuzzing: an id past 64 bits overflowed SQLite (HTTP 500 on the default store)."""
+    make_request()
+    response = client_for(people["op"]).get(URL, {name: value})
+    assert response.status_code == 400, response.content
+    assert name in response.json()
+
+
+@pytest.mark.django_db
+def test_list_filters_by_resource_id(people, make_request, resource, client_for):
+    request = make_request()
+    listed = client_for(people["op"]).get(URL, {"resource": str(resource.pk)}).json()
+    assert [row["id"] for row in listed["results"]] == [request.pk]
+    assert (
+        client_for(people["op"]).get(URL, {"resource": str(resource.pk + 1000)}).json()["count"]
+        == 0
+    )
