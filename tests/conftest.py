@@ -37,6 +37,16 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dirs(settings: Any, tmp_path_factory: Any) -> None:
+    """Exported audit checkpoints and degraded-mode snapshots go to a directory of each test's
+    own: left in the shared var/, one test's checkpoint (say, "seq 54 was signed") would make
+    the next test's fresh chain look cut off."""
+    base = tmp_path_factory.mktemp("state")
+    settings.BC_AUDIT_CHECKPOINT_DIR = str(base / "checkpoints")
+    settings.BC_SNAPSHOT_DIR = base / "snapshots"
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
