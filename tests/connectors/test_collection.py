@@ -456,3 +456,22 @@ def test_collect_command_loop_prints_changes(resource, fake, capsys, monkeypatch
     out = capsys.readouterr().out
     assert "status changes below" in out
     assert "orders-db" in out and "green" in out
+
+
+@pytest.mark.django_db
+def test_building_targets_for_leased_resources_reads_nothing_more(
+    resource, django_assert_num_queries
+):
+    """The lease loads every field a Target needs: a deferred one would cost a SELECT per
+    resource per observation (it once cut one worker's throughput by two thirds)."""
+    status_services.ensure_statuses()
+    (held,) = status_services.claim(
+        owner="me", now=timezone.now(), lease_seconds=60, limit=10, resource_ids=[resource.pk]
+    )
+    with django_assert_num_queries(0):
+        target = collection.build_target(held, lambda purpose: {})
+    assert (target.yellow_lag_seconds, target.red_lag_seconds, target.rpo_target_seconds) == (
+        float(resource.yellow_lag_seconds),
+        float(resource.red_lag_seconds),
+        float(resource.rpo_target_seconds),
+    )
