@@ -55,3 +55,24 @@ class QueryDateTimeField(serializers.DateTimeField):
         if parsed < EARLIEST_QUERY_TIME:
             self.fail("too_early")
         return parsed
+
+
+class NameRelatedField(serializers.SlugRelatedField):
+    """``SlugRelatedField`` that refuses text no database lookup can take, before looking it up:
+    PostgreSQL refuses NUL in text and UTF-8 cannot carry an unpaired surrogate (both were an
+    HTTP 500). Plain ``CharField`` refuses them already; related fields did not."""
+
+    default_error_messages = {
+        "null_characters": "Null characters are not allowed.",
+        "surrogate_characters": "Surrogate characters are not allowed.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            if "\x00" in data:
+                self.fail("null_characters")
+            try:
+                data.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail("surrogate_characters")
+        return super().to_internal_value(data)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bcservice.api.serializers import ModelCleanMixin, QueryDateTimeField
+from bcservice.api.serializers import ModelCleanMixin, NameRelatedField, QueryDateTimeField
 from inventory import readiness
 from inventory.history import DEFAULT_RANGE, MAX_POINTS, MAX_RANGE, group_status, ordered_members
 from inventory.models import Resource, ResourceGroup, ResourceStatus, Site
@@ -86,8 +86,8 @@ def status_payload(
 
 
 class ResourceSerializer(ModelCleanMixin, serializers.ModelSerializer):
-    primary_site = serializers.SlugRelatedField(slug_field="name", queryset=Site.objects.all())
-    dr_site = serializers.SlugRelatedField(slug_field="name", queryset=Site.objects.all())
+    primary_site = NameRelatedField(slug_field="name", queryset=Site.objects.all())
+    dr_site = NameRelatedField(slug_field="name", queryset=Site.objects.all())
     status = serializers.SerializerMethodField()
     # Recorded by executions; read-only here (docs/monitoring.md, "Current site and drills").
     current_site = serializers.SerializerMethodField(

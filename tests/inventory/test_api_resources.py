@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -121,6 +122,31 @@ def test_unpaired_surrogate_in_connection_is_a_400_and_nothing_changes(
     assert "connection" in response.json()
     resource.refresh_from_db()
     assert resource.connection["primary_host"] == "127.0.0.1"
+
+
+# Raw JSON literals: a NUL and an unpaired surrogate (json.dumps would not write the latter).
+@pytest.mark.parametrize("literal", ['"ea\\u0000st"', '"\\ud800"'])
+@pytest.mark.parametrize("field", ["primary_site", "dr_site"])
+def test_site_names_no_database_can_compare_are_field_errors(
+    client_for, users, sites, literal, field
+):
+    """Found by fuzzing: a NUL in a site name reached PostgreSQL's lookup (HTTP 500)."""
+    body = json.dumps(resource_body(sites, **{field: "SITE"})).replace('"SITE"', literal)
+    response = client_for(users["admin"]).post(
+        "/api/v1/resources/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == [field]
+    assert not Resource.objects.exists()
+
+
+def test_a_nul_in_a_form_encoded_site_name_is_a_field_error(client_for, users, sites):
+    body = {
+        k: v for k, v in resource_body(sites, primary_site="e\x00").items() if k != "connection"
+    }
+    response = client_for(users["admin"]).post("/api/v1/resources/", body)  # multipart form
+    assert response.status_code == 400, response.content
+    assert "primary_site" in response.json()
 
 
 def test_a_huge_timeout_is_refused_and_collect_now_still_answers(client_for, users, make_resource):
