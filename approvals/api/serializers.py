@@ -21,6 +21,7 @@ from approvals.models.request import TICKET_MAX_LENGTH
 from approvals.policies import describe
 from approvals.services.requests import REASON_MAX_LENGTH
 from approvals.services.votes import COMMENT_MAX_LENGTH
+from inventory.choices import Environment
 from inventory.models import Site
 from inventory.selectors import groups_for, resources_for
 
@@ -136,7 +137,9 @@ class RequestSerializer(serializers.ModelSerializer):
     """A request as listed: state, scope, what it needs and what it has."""
 
     resource_name = serializers.CharField(source="resource.name", default=None, read_only=True)
-    group_name = serializers.CharField(source="group.name", default=None, read_only=True)
+    group_name = serializers.CharField(
+        source="group.name", default=None, read_only=True, allow_null=True
+    )
     target_site = serializers.CharField(source="target_site.name", read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)
     policy = serializers.SerializerMethodField()
@@ -190,7 +193,7 @@ class RequestDetailSerializer(RequestSerializer):
     approvals = serializers.SerializerMethodField()
     flapping = serializers.SerializerMethodField()
     flap_acknowledged_by = serializers.CharField(
-        source="flap_acknowledged_by.username", default=None, read_only=True
+        source="flap_acknowledged_by.username", default=None, read_only=True, allow_null=True
     )
     can_approve = serializers.SerializerMethodField()
     why_not = serializers.SerializerMethodField()
@@ -269,6 +272,17 @@ class RequestDetailSerializer(RequestSerializer):
 
 
 class PolicySerializer(serializers.ModelSerializer):
+    # Blank means "any": declared so that the schema's enum admits "" as the API answers it.
+    kind = serializers.ChoiceField(
+        choices=RequestKind.choices, allow_blank=True, read_only=True, help_text="Empty: any kind."
+    )
+    environment = serializers.ChoiceField(
+        choices=Environment.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Empty: any environment.",
+    )
+
     class Meta:
         model = ApprovalPolicy
         fields = [
@@ -335,9 +349,15 @@ class BreakGlassSerializer(serializers.ModelSerializer):
     grantee = serializers.CharField(source="grantee.username", read_only=True)
     opened_by = serializers.CharField(source="opened_by.username", read_only=True)
     resource_name = serializers.CharField(source="resource.name", default=None, read_only=True)
-    group_name = serializers.CharField(source="group.name", default=None, read_only=True)
-    closed_by = serializers.CharField(source="closed_by.username", default=None, read_only=True)
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None, read_only=True)
+    group_name = serializers.CharField(
+        source="group.name", default=None, read_only=True, allow_null=True
+    )
+    closed_by = serializers.CharField(
+        source="closed_by.username", default=None, read_only=True, allow_null=True
+    )
+    reviewed_by = serializers.CharField(
+        source="reviewed_by.username", default=None, read_only=True, allow_null=True
+    )
     active = serializers.SerializerMethodField()
     needs_review = serializers.SerializerMethodField()
 

@@ -724,6 +724,8 @@ export interface components {
             local_login: components["schemas"]["LocalLoginEnum"];
             sso_error: string;
         };
+        /** @enum {unknown} */
+        BlankEnum: "";
         BreakGlass: {
             readonly id: number;
             readonly grantee: string;
@@ -731,7 +733,7 @@ export interface components {
             readonly resource: number | null;
             readonly resource_name: string;
             readonly group: number | null;
-            readonly group_name: string;
+            readonly group_name: string | null;
             readonly reason: string;
             readonly minutes: number;
             /** Format: date-time */
@@ -741,9 +743,9 @@ export interface components {
             readonly active: boolean;
             /** Format: date-time */
             readonly closed_at: string | null;
-            readonly closed_by: string;
+            readonly closed_by: string | null;
             readonly needs_review: boolean;
-            readonly reviewed_by: string;
+            readonly reviewed_by: string | null;
             /** Format: date-time */
             readonly reviewed_at: string | null;
             readonly review_comment: string;
@@ -1209,9 +1211,8 @@ export interface components {
              *     * `switchover` - Switchover
              *     * `failback` - Failback
              *     * `drill` - DR drill
-             * @default
              */
-            readonly kind: components["schemas"]["KindEnum"];
+            readonly kind: components["schemas"]["KindEnum"] | components["schemas"]["BlankEnum"];
             /**
              * @description Empty: any environment.
              *
@@ -1219,9 +1220,8 @@ export interface components {
              *     * `staging` - Staging
              *     * `development` - Development
              *     * `test` - Test
-             * @default
              */
-            readonly environment: components["schemas"]["EnvironmentEnum"];
+            readonly environment: components["schemas"]["EnvironmentEnum"] | components["schemas"]["BlankEnum"];
             /** @description Distinct people (never the requester) who must approve. */
             readonly min_approvers: number;
             /** @description Approver roles that must each be covered by a different person, e.g. ["approver_it", "approver_business"]. */
@@ -1271,7 +1271,7 @@ export interface components {
             readonly resource: number | null;
             readonly resource_name: string;
             readonly group: number | null;
-            readonly group_name: string;
+            readonly group_name: string | null;
             readonly target_site: string;
             readonly target_site_id: number;
             readonly reason: string;
@@ -1321,7 +1321,7 @@ export interface components {
             readonly resource: number | null;
             readonly resource_name: string;
             readonly group: number | null;
-            readonly group_name: string;
+            readonly group_name: string | null;
             readonly target_site: string;
             readonly target_site_id: number;
             readonly reason: string;
@@ -1350,7 +1350,7 @@ export interface components {
             readonly approvals_required: components["schemas"]["ApprovalsRequired"];
             readonly approvals: components["schemas"]["ApprovalRow"][];
             readonly flapping: components["schemas"]["Flapping"];
-            readonly flap_acknowledged_by: string;
+            readonly flap_acknowledged_by: string | null;
             /** Format: date-time */
             readonly flap_acknowledged_at: string | null;
             readonly flap_acknowledgement: string;
