@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.exceptions import ValidationError
@@ -38,6 +39,11 @@ from bcservice.api.pagination import SequenceCursorPagination
 from bcservice.api.permissions import RolePermission
 from bcservice.roles import GLOBAL_READ_ROLES
 
+# ?format=jsonl|csv answers a stream (audit.exports.CONTENT_TYPES) instead of the JSON page.
+_STREAM_RESPONSES = {
+    (200, "application/x-ndjson"): OpenApiTypes.STR,
+    (200, "text/csv"): OpenApiTypes.STR,
+}
 _TEXT_FILTERS = ("kind", "actor", "actor_id", "object_type", "object_id", "since", "until")
 
 
@@ -83,7 +89,13 @@ class EventListView(AuditReadOnly, generics.ListAPIView):
     pagination_class = CheckpointedCursorPagination
     queryset = AuditEvent.objects.none()
 
-    @extend_schema(parameters=[EventQuerySerializer], responses=EventSerializer(many=True))
+    @extend_schema(
+        parameters=[EventQuerySerializer],
+        responses={
+            (200, "application/json"): EventSerializer(many=True),
+            **_STREAM_RESPONSES,
+        },
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         query = EventQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -162,7 +174,11 @@ class HistoryListView(AuditReadOnly, generics.ListAPIView):
     queryset = AuditEvent.objects.none()  # for the schema; the real one depends on the name
 
     @extend_schema(
-        parameters=[HistoryQuerySerializer], responses=HistoryRecordSerializer(many=True)
+        parameters=[HistoryQuerySerializer],
+        responses={
+            (200, "application/json"): HistoryRecordSerializer(many=True),
+            **_STREAM_RESPONSES,
+        },
     )
     def get(self, request: Request, name: str) -> Any:
         found = history.source(name)

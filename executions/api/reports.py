@@ -87,11 +87,12 @@ class EvidenceView(_ReportView):
     @extend_schema(
         parameters=[EvidenceQuerySerializer],
         responses={
-            200: OpenApiResponse(
+            (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description="The evidence report (JSON), or a printable HTML page with "
                 "format=html.",
             ),
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR),
             400: OpenApiResponse(description="Bad format."),
             404: OpenApiResponse(description="No such request, or not visible to you."),
         },
@@ -110,11 +111,13 @@ class ReadinessReportView(_ReportView):
     @extend_schema(
         parameters=[ReadinessQuerySerializer],
         responses={
-            200: OpenApiResponse(
+            (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description="The readiness report (JSON); format=csv: one row per resource "
                 "and per tier; format=html: a printable page.",
             ),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR),
             400: OpenApiResponse(description="Bad period, tier or format (field errors)."),
         },
     )

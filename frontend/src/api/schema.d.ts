@@ -1687,6 +1687,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PaginatedHistoryRecordList"];
+                    "application/x-ndjson": string;
+                    "text/csv": string;
                 };
             };
         };
@@ -1734,6 +1736,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PaginatedEventList"];
+                    "application/x-ndjson": string;
+                    "text/csv": string;
                 };
             };
         };
@@ -2278,6 +2282,8 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                    "text/csv": string;
+                    "text/html": string;
                 };
             };
             /** @description Bad period, tier or format (field errors). */
@@ -2517,6 +2523,7 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                    "text/html": string;
                 };
             };
             /** @description Bad format. */
