@@ -46,14 +46,24 @@ from bcservice.accounts.services import api_token_create
 pytestmark = pytest.mark.django_db
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
-ALL_ROLES = ("viewer", "operator", "approver_it", "approver_business", "admin", "auditor")
+# "norole" is a user without a role; "anonymous" sends a token that matches nobody.
+ALL_ROLES = (
+    "viewer",
+    "operator",
+    "approver_it",
+    "approver_business",
+    "admin",
+    "auditor",
+    "norole",
+    "anonymous",
+)
 DEFAULT_ROLES = ("admin", "operator", "auditor")
 MAX_EXAMPLES = int(os.environ.get("BC_FUZZ_EXAMPLES", "6"))
 _roles_env = os.environ.get("BC_FUZZ_ROLES", "")
 ROLES = (
     ALL_ROLES
     if _roles_env == "all"
-    else tuple(filter(None, _roles_env.split(","))) or (DEFAULT_ROLES)
+    else tuple(filter(None, _roles_env.split(","))) or DEFAULT_ROLES
 )
 MISSING_ID = 987654321
 
@@ -177,7 +187,10 @@ def fuzz_world(make_user, make_resource, sites) -> dict[str, Any]:
     ids = _seed(make_user, make_resource, sites)
     tokens = {}
     for role in ROLES:
-        user = make_user(role, username=f"fz_{role}")
+        if role == "anonymous":
+            tokens[role] = "bct_not-a-token-of-anyone"
+            continue
+        user = make_user(*([] if role == "norole" else [role]), username=f"fz_{role}")
         tokens[role] = api_token_create(actor=None, user=user, name="fuzz")[1]
     return {"ids": ids, "tokens": tokens}
 
