@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from audit import selectors
 from audit.chain import ROW_FIELDS, canonical_json, format_time, load_json_text
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditEvent
 
 EXPORT_VERSION = 1
 EVENTS_FORMAT = "bcservice.audit.events"
@@ -190,9 +190,7 @@ def audit_ranges(object_type: str, object_ids: Iterable[Any]) -> dict[str, tuple
 def audit_coverage(first_seq: int | None, last_seq: int | None) -> dict[str, Any]:
     """How events ``first_seq..last_seq`` are anchored: the first signed checkpoint at or after
     ``last_seq`` pins every one of them through the chain links (None until one is signed)."""
-    checkpoint = None
-    if last_seq is not None:
-        checkpoint = AuditCheckpoint.objects.filter(seq__gte=last_seq).order_by("seq").first()
+    checkpoint = selectors.checkpoint_covering(last_seq) if last_seq is not None else None
     newest = selectors.latest_checkpoint()
     return {
         "first_seq": first_seq,
