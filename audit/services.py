@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import conf
-from audit.chain import GENESIS_HASH, event_hash, format_time
+from audit.chain import GENESIS_HASH, ROW_FIELDS, event_hash, format_time
 from audit.models import AuditEvent
 from audit.snapshot import clean_text, json_safe
 from bcservice import request_context
@@ -55,27 +55,12 @@ def _lock_and_read_head() -> tuple[int, str]:
     return (row[0] + 1, row[1]) if row else (1, GENESIS_HASH)
 
 
-_COLUMNS = (
-    "seq",
-    "at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "object_type",
-    "object_id",
-    "object_name",
-    "before",
-    "after",
-    "request_id",
-    "context",
-    "prev_hash",
-    "hash",
+_COLUMNS = ROW_FIELDS
+# Built from the chain's constant field names, never from input.
+_INSERT = (
+    f"INSERT INTO audit_auditevent ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
 )
-_INSERT = """
-INSERT INTO audit_auditevent (seq, at, actor_id, actor_name, action, object_type, object_id,
-    object_name, before, after, request_id, context, prev_hash, hash)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-"""
 
 
 def _insert(fields: dict[str, Any], digest: str) -> None:

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from audit.chain import format_time
+from audit.chain import ROW_FIELDS, format_time
 from audit.models import AuditCheckpoint, AuditEvent
 
 MAX_INT = 2**63 - 1  # larger values cannot be stored; refuse them before the database sees them
@@ -64,22 +64,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = (
-            "seq",
-            "at",
-            "actor_id",
-            "actor_name",
-            "action",
-            "object_type",
-            "object_id",
-            "object_name",
-            "before",
-            "after",
-            "request_id",
-            "context",
-            "prev_hash",
-            "hash",
-        )
+        fields = ROW_FIELDS
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.DATETIME)
