@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,35 @@ def canonical(event: Mapping[str, Any]) -> bytes:
 
 def event_hash(event: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
+
+
+def hash_template(event: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """``canonical(event)`` cut around the values only known once the chain is locked.
+
+    Returns four pieces of text; the canonical text is piece 0, ``"<at>"``, piece 1,
+    ``"<prev_hash>"``, piece 2, the bare sequence number, piece 3 (the hashed keys are sorted, so
+    ``at`` < ``prev_hash`` < ``seq``). PostgreSQL's ``audit_append()`` joins them under the append
+    lock (migration audit 0005); ``fill_template`` is the same join in Python. The pieces come from
+    ``canonical`` itself, with random markers in place of the three values, so the two encodings
+    cannot drift apart.
+    """
+    token = secrets.token_hex(16)
+    marks = {name: f"{name}:{token}" for name in ("at", "prev_hash", "seq")}
+    text = canonical({**event, **marks}).decode()
+    pieces, rest = [], text
+    for name in ("at", "prev_hash", "seq"):
+        encoded = f'"{marks[name]}"'
+        if rest.count(encoded) != 1:  # not reachable: the token is random and never repeated
+            raise ValueError(f"cannot cut the canonical text at {name!r}")
+        piece, rest = rest.split(encoded)
+        pieces.append(piece)
+    return pieces[0], pieces[1], pieces[2], rest
+
+
+def fill_template(template: Sequence[str], at: str, prev_hash: str, seq: int) -> bytes:
+    """The canonical bytes of an event from ``hash_template`` pieces and the three chain values."""
+    head, after_at, after_prev, tail = template
+    return f'{head}"{at}"{after_at}"{prev_hash}"{after_prev}{seq}{tail}'.encode()
 
 
 def format_time(value: Any) -> str:

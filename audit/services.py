@@ -1,8 +1,12 @@
 """Writing the audit log: ``record`` is the only way an AuditEvent is created.
 
 Call it inside the transaction of the change it describes. Appends are serialised so the chain
-never forks: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by the database's single
-writer (the settings open every transaction with BEGIN IMMEDIATE). Every
+never forks: on PostgreSQL by a transaction-scoped advisory lock that ``audit_append()`` (migration
+0005) takes before it reads the head, hashes and inserts, all in one statement, so the lock is
+held for that statement and the caller's COMMIT and no longer; on SQLite by the database's single
+writer (the settings open every transaction with BEGIN IMMEDIATE), with the linking done here.
+The event's time is the database's clock on PostgreSQL (read under the lock, so times never run
+backwards along the chain while the clock does not) and the web process's on SQLite. Every
 ``BC_AUDIT_CHECKPOINT_EVERY`` events the checkpoint job is queued once the transaction commits:
 signing happens in the worker, which holds the key; the web process never does.
 """
@@ -15,15 +19,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import conf
-from audit.chain import GENESIS_HASH, ROW_FIELDS, event_hash, format_time
+from audit.chain import GENESIS_HASH, ROW_FIELDS, event_hash, format_time, hash_template
 from audit.models import AuditEvent
 from audit.snapshot import clean_text, json_safe
 from bcservice import request_context
 
 # An arbitrary but fixed key for pg_advisory_xact_lock; only audit appends take it.
 _AUDIT_LOCK_KEY = 0x6263_6175_6469_74  # "bcaudit"
-_PG_HEAD = "SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1"
-_PG_LOCK_AND_HEAD = f"SELECT pg_advisory_xact_lock(%s); {_PG_HEAD}"
 
 
 def _actor_fields(actor: Any) -> tuple[int | None, str]:
@@ -33,25 +35,8 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
 
 
 def _lock_and_read_head() -> tuple[int, str]:
-    """Take the append lock, then read the head: the next sequence number and previous hash.
-
-    On PostgreSQL both go in one round trip (two statements in one query string; each statement
-    takes its own snapshot, so the head is read after the lock is granted). The lock is held
-    until the caller's transaction ends, so keep appends at the end of a transaction.
-    """
-    if connection.vendor == "postgresql":
-        from psycopg import ClientCursor
-
-        with connection.cursor() as cursor:
-            if isinstance(cursor.cursor, ClientCursor):
-                cursor.execute(_PG_LOCK_AND_HEAD, [_AUDIT_LOCK_KEY])
-                cursor.nextset()
-            else:  # server-side binding refuses two statements in one query
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-                cursor.execute(_PG_HEAD)
-            row = cursor.fetchone()
-    else:
-        row = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    """Read the head (next sequence number, previous hash) under SQLite's single writer."""
+    row = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     return (row[0] + 1, row[1]) if row else (1, GENESIS_HASH)
 
 
@@ -61,17 +46,50 @@ _INSERT = (
     f"INSERT INTO audit_auditevent ({', '.join(_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
 )
+# audit_append() (migration 0005): takes the lock, reads the head, hashes and inserts in one
+# statement, so the lock is held for that statement and the caller's COMMIT only.
+_PG_APPEND = (
+    "SELECT r_seq, r_at, r_prev_hash, r_hash FROM audit_append("
+    "%s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::jsonb, "
+    "%s::jsonb, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text)"
+)
+_PG_ARGS = ("actor_id", "actor_name", "action", "object_type", "object_id", "object_name")
 
 
-def _insert(fields: dict[str, Any], digest: str) -> None:
-    """One plain INSERT: the ORM's per-save work would all happen while holding the lock."""
-    ops = connection.ops
-    values = {**fields, "hash": digest, "at": ops.adapt_datetimefield_value(fields["at"])}
-    for name in ("before", "after"):
-        # SQL NULL for None, as the model's JSONField stores it.
-        values[name] = None if fields[name] is None else ops.adapt_json_value(fields[name], None)
+def _json(value: Any) -> Any:
+    # SQL NULL for None, as the model's JSONField stores it.
+    return None if value is None else connection.ops.adapt_json_value(value, None)
+
+
+def _append_postgresql(fields: dict[str, Any]) -> tuple[int, Any, str, str]:
+    """Link and insert in the server: (seq, at, prev_hash, hash) of the new event."""
+    template = hash_template(fields)
+    args = [
+        _AUDIT_LOCK_KEY,
+        *(fields[name] for name in _PG_ARGS),
+        _json(fields["before"]),
+        _json(fields["after"]),
+        fields["request_id"],
+        fields["context"],
+        *template,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_PG_APPEND, args)
+        return cursor.fetchone()
+
+
+def _append_sqlite(fields: dict[str, Any]) -> tuple[int, Any, str, str]:
+    """Link in Python and INSERT; the transaction already holds SQLite's write lock."""
+    seq, prev_hash = _lock_and_read_head()
+    # Microsecond precision is what every supported database keeps.
+    at = timezone.now()
+    digest = event_hash({**fields, "seq": seq, "at": format_time(at), "prev_hash": prev_hash})
+    values = {**fields, "seq": seq, "at": connection.ops.adapt_datetimefield_value(at)}
+    values.update(prev_hash=prev_hash, hash=digest, before=_json(fields["before"]))
+    values["after"] = _json(fields["after"])
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, [values[name] for name in _COLUMNS])
+    return seq, at, prev_hash, digest
 
 
 def record(
@@ -117,13 +135,11 @@ def record(
     # No savepoint: if the append fails, the change it describes must not commit either
     # (and a savepoint would cost two more round trips while holding the lock).
     with transaction.atomic(savepoint=False):
-        seq, prev_hash = _lock_and_read_head()
-        # Microsecond precision is what every supported database keeps.
-        at = timezone.now()
-        fields.update(seq=seq, at=format_time(at), prev_hash=prev_hash)
-        digest = event_hash(fields)
-        fields["at"] = at
-        _insert(fields, digest)
+        if connection.vendor == "postgresql":
+            seq, at, prev_hash, digest = _append_postgresql(fields)
+        else:
+            seq, at, prev_hash, digest = _append_sqlite(fields)
+    fields.update(seq=seq, at=at, prev_hash=prev_hash)
     event = AuditEvent(**fields, hash=digest)
     event._state.adding, event._state.db = False, connection.alias
     every = conf.checkpoint_every()

@@ -8,7 +8,15 @@ import pytest
 from django.db import connection
 
 from audit import pgwalk, selectors, services
-from audit.chain import HASHED_FIELDS, ROW_FIELDS, canonical, canonical_row, event_hash
+from audit.chain import (
+    HASHED_FIELDS,
+    ROW_FIELDS,
+    canonical,
+    canonical_row,
+    event_hash,
+    fill_template,
+    hash_template,
+)
 from audit.models import AuditEvent
 
 HOSTILE_TEXT = [
@@ -180,3 +188,43 @@ def test_json_cache_never_changes_the_result(monkeypatch, tamper, cache_size):
     assert selectors.verify_chain().ok
     tamper.execute('UPDATE audit_auditevent SET after = \'{"state": "b"}\' WHERE seq = 21')
     assert selectors.verify_chain().first_bad_seq == 21
+
+
+def test_hash_template_joins_back_to_the_reference_encoding():
+    # audit_append() (PostgreSQL) hashes these pieces joined around the values it reads under the
+    # lock; fill_template is that join in Python.
+    rng = random.Random(9)
+    for seq in range(1, 2000):
+        event = _event(rng, seq)
+        at, prev_hash = f"2026-11-23T07:22:{seq % 60:02d}.{seq:06d}+00:00", f"{seq:064x}"
+        pieces = hash_template({**event, "seq": 0, "at": "", "prev_hash": ""})
+        expected = canonical({**event, "at": at, "prev_hash": prev_hash})
+        assert fill_template(pieces, at, prev_hash, seq) == expected
+
+
+def test_hash_template_is_not_fooled_by_content_that_looks_like_a_marker():
+    event = _event(random.Random(3), 1)
+    event.update(action='"at:', object_name='"seq:"', context='prev_hash:"}')
+    pieces = hash_template(event)
+    assert fill_template(pieces, "T", "P", 42) == canonical(
+        {**event, "at": "T", "prev_hash": "P", "seq": 42}
+    )
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db
+def test_record_returns_the_row_the_database_linked():
+    # On PostgreSQL the sequence number, time and hashes are made by audit_append() in the
+    # server; the returned event must be exactly the stored row, and its hash must verify.
+    from audit.chain import format_time
+
+    first = services.record(action="one", after={"é": "\n"})
+    second = services.record(action="two", before={"a": [1, None]})
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.prev_hash == "0" * 64 and second.prev_hash == first.hash
+    assert first.at <= second.at
+    for event in (first, second):
+        stored = AuditEvent.objects.get(seq=event.seq)
+        assert (stored.at, stored.hash, stored.prev_hash) == (event.at, event.hash, event.prev_hash)
+        fields = {name: getattr(event, name) for name in ROW_FIELDS}
+        assert event_hash({**fields, "at": format_time(event.at)}) == event.hash
