@@ -60,9 +60,9 @@ def write_checkpoint() -> dict[str, Any]:
 def enqueue_checkpoint() -> None:
     """Queue the checkpoint job; a broker hiccup only delays it until the next scheduled run."""
     try:
-        from django_q.tasks import async_task
+        from bcservice.jobs import enqueue
 
-        async_task(CHECKPOINT_TASK, group=CHECKPOINT_SCHEDULE)
+        enqueue(CHECKPOINT_TASK, group=CHECKPOINT_SCHEDULE)
     except Exception:  # never fail the request that appended the event
         logger.warning("could not enqueue the audit checkpoint job", exc_info=True)
 

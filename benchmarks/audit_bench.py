@@ -136,7 +136,7 @@ def _writer(index: int, count: int, barrier: Any, out: Any, rate: float = 0) -> 
             time.sleep(max(0.0, began + i / rate - time.perf_counter()))
         start = time.perf_counter()
         with transaction.atomic():
-            services.record(
+            event = services.record(
                 action=action,
                 actor="bench",
                 object_type=object_type,
@@ -145,12 +145,12 @@ def _writer(index: int, count: int, barrier: Any, out: Any, rate: float = 0) -> 
                 before=before,
                 after=after,
             )
-        latencies.append(time.perf_counter() - start)
+        latencies.append((start, time.perf_counter() - start, event.seq))
     connection.close()
     out.put(latencies)
 
 
-def bench_append(writers: int, count: int, rate: float = 0) -> dict[str, Any]:
+def bench_append(writers: int, count: int, rate: float = 0, dump: str = "") -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(writers + 1), context.Queue()
     procs = [
@@ -160,11 +160,16 @@ def bench_append(writers: int, count: int, rate: float = 0) -> dict[str, Any]:
         proc.start()
     barrier.wait()
     start = time.perf_counter()
-    latencies = [x for _ in procs for x in out.get()]
+    timed = [x for _ in procs for x in out.get()]
     wall = time.perf_counter() - start
     for proc in procs:
         proc.join()
-    latencies.sort()
+    if dump:  # each append's start (s, perf_counter: one clock for all processes), ms, seq
+        with open(dump, "w") as handle:
+            handle.writelines(
+                f"{began:.6f} {took * 1000:.3f} {seq}\n" for began, took, seq in sorted(timed)
+            )
+    latencies = sorted(took for _, took, _ in timed)
     ms = [x * 1000 for x in latencies]
 
     def pct(p: float) -> float:
@@ -308,6 +313,7 @@ def main() -> None:
         "--rate", type=float, default=0, help="appends/s per writer (default: back to back)"
     )
     parser.add_argument("--only", default="append,populate,verify,export,offline")
+    parser.add_argument("--dump", default="", help="write each append's start and latency here")
     parser.add_argument(
         "--export-child", nargs=2, metavar=("LIMIT", "PATH"), help=argparse.SUPPRESS
     )
@@ -326,7 +332,7 @@ def main() -> None:
 
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE audit_auditevent, audit_auditcheckpoint")
-        results["append"] = bench_append(args.writers, args.appends, args.rate)
+        results["append"] = bench_append(args.writers, args.appends, args.rate, args.dump)
         print("append", results["append"], flush=True)
     if "populate" in phases:
         results["populate"] = populate(args.events)

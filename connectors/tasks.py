@@ -339,9 +339,9 @@ def sweep_guard(slot: int = 0) -> Iterator[bool]:
 
 
 def _enqueue_sweep() -> None:
-    from django_q.tasks import async_task
+    from bcservice.jobs import enqueue
 
-    async_task("connectors.tasks.run_sweep", group=SWEEP_SCHEDULE)
+    enqueue("connectors.tasks.run_sweep", group=SWEEP_SCHEDULE)
 
 
 def run_sweep(loop_seconds: float | None = None, chain: bool = True) -> dict[str, Any]:

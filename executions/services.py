@@ -133,9 +133,9 @@ def execution_start(
 
 
 def enqueue(execution_id: int) -> None:
-    from django_q.tasks import async_task
+    from bcservice.jobs import enqueue as enqueue_job
 
-    async_task(
+    enqueue_job(
         "executions.tasks.run_execution", execution_id, task_name=f"execution-{execution_id}"
     )
 

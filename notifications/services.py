@@ -185,10 +185,10 @@ def enqueue(delivery_ids: Sequence[int]) -> None:
     """Hand deliveries to the worker. A broker failure only delays them: the retry sweep
     (``notifications.tasks.retry_due``) picks up any due delivery nobody is working on."""
     try:
-        from django_q.tasks import async_task
+        from bcservice.jobs import enqueue as enqueue_job
 
         for pk in delivery_ids:
-            async_task("notifications.tasks.deliver", pk, task_name=f"notify-delivery-{pk}")
+            enqueue_job("notifications.tasks.deliver", pk, task_name=f"notify-delivery-{pk}")
     except Exception:
         _log.warning("could not enqueue deliveries %s; the retry sweep will", list(delivery_ids))
 
