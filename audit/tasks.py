@@ -17,7 +17,6 @@ from typing import Any
 
 from django.db import connection
 
-from audit import checkpoints
 from bcservice import request_context
 
 logger = logging.getLogger(__name__)
@@ -45,6 +44,11 @@ def _singleton() -> Iterator[bool]:
 
 def write_checkpoint() -> dict[str, Any]:
     """Sign and export a checkpoint of the chain head (skipped when nothing changed)."""
+    # Imported here: web processes import this module to enqueue the job, never to run it, and
+    # the signing and export code (cryptography, boto3) takes ~17 ms to import (it used to be
+    # paid by the first request that reached a checkpoint).
+    from audit import checkpoints
+
     with request_context.bind("worker"), _singleton() as got:
         if not got:
             return {"created": False, "seq": None, "detail": "another worker is checkpointing"}
