@@ -23,22 +23,48 @@ from audit.chain import GENESIS_HASH, Link, WalkResult, canonical_json, load_jso
 # audit.chain.canonical_row for the key order): to_json(text) escapes exactly as Python's json
 # does with ensure_ascii=False, and ``at`` comes out as audit.chain.format_time writes it. The JSON
 # values still go through Python, because jsonb normalises numbers and key order differently.
-# A test compares this text with audit.chain.canonical on hostile values.
-ROWS_SQL = """
+# to_json on eight columns was a third of the server's work per row, and it only changes a string
+# holding '"', '\\' or a control character (what JSON escapes): one regular expression over all
+# eight tells whether the row can be quoted as it is. A test compares this text with
+# audit.chain.canonical on hostile values, which take the to_json path.
+_TEXT_COLUMNS = (
+    "action",
+    "actor_name",
+    "context",
+    "object_id",
+    "object_name",
+    "object_type",
+    "prev_hash",
+    "request_id",
+)
+
+
+def _json_string(column: str) -> str:
+    return f"""CASE WHEN plain THEN '"' || {column} || '"' ELSE to_json({column})::text END"""
+
+
+ROWS_SQL = f"""
 SELECT seq, prev_hash, hash,
-  '{"action":' || to_json(action)::text || ',"actor_id":' || coalesce(actor_id::text, 'null')
-    || ',"actor_name":' || to_json(actor_name)::text || ',"after":',
+  '{{"action":' || {_json_string("action")} || ',"actor_id":' || coalesce(actor_id::text, 'null')
+    || ',"actor_name":' || {_json_string("actor_name")} || ',"after":',
   after::text,
   ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
     || '","before":',
   before::text,
-  ',"context":' || to_json(context)::text || ',"object_id":' || to_json(object_id)::text
-    || ',"object_name":' || to_json(object_name)::text
-    || ',"object_type":' || to_json(object_type)::text
-    || ',"prev_hash":' || to_json(prev_hash)::text || ',"request_id":' || to_json(request_id)::text
-    || ',"seq":' || seq::text || '}'
-FROM audit_auditevent WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s
-"""
+  ',"context":' || {_json_string("context")} || ',"object_id":' || {_json_string("object_id")}
+    || ',"object_name":' || {_json_string("object_name")}
+    || ',"object_type":' || {_json_string("object_type")}
+    || ',"prev_hash":' || {_json_string("prev_hash")}
+    || ',"request_id":' || {_json_string("request_id")}
+    || ',"seq":' || seq::text || '}}'
+FROM (
+  -- A subquery with LIMIT is not flattened, so ``plain`` is computed once per row (a LATERAL
+  -- subquery would be, and its expression copied into each CASE).
+  SELECT *, ({" || ".join(_TEXT_COLUMNS)}) !~ '["\\\\\\x01-\\x1f]' AS plain
+  FROM audit_auditevent WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s
+) AS page
+ORDER BY seq
+"""  # noqa: S608 (built from the constants above, never from input)
 BATCH = 20_000
 
 
@@ -51,16 +77,16 @@ CACHE_SIZE = 16384
 def iter_links(cursor: Any, after_seq: int, upto_seq: int, batch: int = BATCH) -> Iterator[Link]:
     """Links for after_seq < seq <= upto_seq, in order, ``batch`` rows at a time (flat memory)."""
     dump, load = canonical_json, load_json_text
-    cache: dict[str, str] = {}
+    # SQL NULL is JSON null; the lookups are inlined below because a function call per value
+    # costs a measurable share of the whole walk (docs/benchmarks.md, Audit).
+    cache: dict[str | None, str] = {None: "null"}
+    get = cache.get
 
-    def canonical(text: str | None) -> str:
-        if text is None:
-            return "null"
-        found = cache.get(text)
-        if found is None:
-            if len(cache) >= CACHE_SIZE:
-                cache.clear()
-            found = cache[text] = dump(load(text))
+    def miss(text: str) -> str:
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+            cache[None] = "null"
+        found = cache[text] = dump(load(text))
         return found
 
     while after_seq < upto_seq:
@@ -69,8 +95,10 @@ def iter_links(cursor: Any, after_seq: int, upto_seq: int, batch: int = BATCH) -
         if not rows:
             return
         for seq, prev_hash, digest, head, after, middle, before, tail in rows:
-            text = "".join((head, canonical(after), middle, canonical(before), tail))
-            yield seq, prev_hash, digest, text.encode()
+            # A canonical JSON text is never empty, so ``or`` only falls through on a miss.
+            after = get(after) or miss(after)
+            before = get(before) or miss(before)
+            yield seq, prev_hash, digest, f"{head}{after}{middle}{before}{tail}".encode()
         after_seq = rows[-1][0]
 
 

@@ -228,3 +228,29 @@ def test_record_returns_the_row_the_database_linked():
         assert (stored.at, stored.hash, stored.prev_hash) == (event.at, event.hash, event.prev_hash)
         fields = {name: getattr(event, name) for name in ROW_FIELDS}
         assert event_hash({**fields, "at": format_time(event.at)}) == event.hash
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db
+@pytest.mark.parametrize("special", ['"', "\\", "\n", "\x1f", "\x01"])
+def test_rows_needing_one_escape_take_the_escaping_path(special):
+    # pgwalk quotes a row's strings as they are unless one of them holds something JSON escapes;
+    # one such character in any one field must switch the whole row to to_json.
+    fields = ("action", "object_type", "object_id", "object_name", "context")
+    for name in fields:
+        values = {field: f"plain-{field}" for field in fields}
+        values[name] = f"x{special}y"
+        services.record(**values, actor=f"user{special}" if name == "action" else "user")
+    from audit.chain import format_time
+
+    expected = {}
+    for row in AuditEvent.objects.order_by("seq").values_list(*ROW_FIELDS):
+        event = dict(zip(ROW_FIELDS, row))
+        event["at"] = format_time(event["at"])
+        expected[event["seq"]] = canonical(event)
+    with connection.cursor() as cursor:
+        links = list(pgwalk.iter_links(cursor, 0, 10**9))
+    assert len(links) == len(fields)
+    for seq, _prev, _hash, content in links:
+        assert content == expected[seq]
+    assert selectors.verify_chain().ok
