@@ -29,7 +29,7 @@ def _int(name: str, default: int) -> int:
 
 
 def var_dir() -> Path:
-    return Path(settings.BASE_DIR) / "var"
+    return Path(getattr(settings, "BC_VAR_DIR", None) or Path(settings.BASE_DIR) / "var")
 
 
 def checkpoint_dir() -> Path:

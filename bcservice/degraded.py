@@ -124,7 +124,7 @@ def store_reachable() -> bool:
 
 
 def _snapshot_dir() -> Path:
-    return Path(_setting("BC_SNAPSHOT_DIR", Path(settings.BASE_DIR) / "var" / "snapshots"))
+    return Path(_setting("BC_SNAPSHOT_DIR", Path(settings.BC_VAR_DIR) / "snapshots"))
 
 
 def _snapshot_paths() -> re.Pattern[str]:

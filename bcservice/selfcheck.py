@@ -167,7 +167,7 @@ def audit_chain(use_checkpoints: bool = True) -> Check:
 
 
 def backup_dir() -> Path:
-    return Path(getattr(settings, "BC_BACKUP_DIR", settings.BASE_DIR / "var" / "backups"))
+    return Path(getattr(settings, "BC_BACKUP_DIR", Path(settings.BC_VAR_DIR) / "backups"))
 
 
 def run(thresholds: Thresholds | None = None) -> Report:

@@ -12,6 +12,10 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Local state of the embedded default (SQLite file, demo secrets and signing key, exported audit
+# checkpoints, degraded-mode snapshots, the lab, backups). The test suite points it at a
+# temporary directory so that nothing a test starts writes into a checkout's var/.
+BC_VAR_DIR = Path(os.environ.get("BC_VAR_DIR") or BASE_DIR / "var")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -100,7 +104,7 @@ TEMPLATES = [
 # The state store: SQLite unless DATABASE_URL says otherwise.
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}",
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BC_VAR_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("BC_DB_CONN_MAX_AGE", "0")),
     )
 }
@@ -197,7 +201,7 @@ else:
     Q_CLUSTER["poll"] = float(os.environ.get("BC_Q_POLL", "0.5"))
 
 # Secrets for the demo come from the environment or a local file; see connectors/secrets.py.
-BC_SECRETS_FILE = os.environ.get("BC_SECRETS_FILE", str(BASE_DIR / "var" / "secrets.json"))
+BC_SECRETS_FILE = os.environ.get("BC_SECRETS_FILE", str(BC_VAR_DIR / "secrets.json"))
 # vault: references (connectors/vault.py, docs/operations/vault.md). The login itself
 # (BC_VAULT_TOKEN, or BC_VAULT_ROLE_ID + BC_VAULT_SECRET_ID) is read from the environment at login
 # time and deliberately never copied into settings.
@@ -210,7 +214,7 @@ BC_VAULT_TIMEOUT = float(os.environ.get("BC_VAULT_TIMEOUT", "5"))
 # "module:function" returning a DB-API connection; the demo points it at the lab's scripted
 # Snowflake. Empty means the real snowflake.connector.connect.
 BC_SNOWFLAKE_CONNECTION_FACTORY = os.environ.get("BC_SNOWFLAKE_CONNECTION_FACTORY", "")
-BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BASE_DIR / "var" / "lab"))
+BC_LAB_DIR = Path(os.environ.get("BC_LAB_DIR", BC_VAR_DIR / "lab"))
 
 # Notifications (docs/notifications.md): channel endpoints, and the worker's retries: after the
 # n-th failure wait BASE x 2^(n-1) s (+-10 %), at most MAX s, giving up after MAX_ATTEMPTS.
@@ -242,7 +246,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("BC_EMAIL_FROM", "bcservice@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Where scripts/backup.sh writes pg_dump files; bc_selfcheck reads their age.
-BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BASE_DIR / "var" / "backups"))
+BC_BACKUP_DIR = Path(os.environ.get("BC_BACKUP_DIR", BC_VAR_DIR / "backups"))
 # bc_selfcheck's limits (bcservice/selfcheck.py; the command's options override them).
 BC_SELFCHECK_MAX_BACKUP_AGE_HOURS = float(os.environ.get("BC_SELFCHECK_MAX_BACKUP_AGE_HOURS", "24"))
 BC_SELFCHECK_MAX_STORE_LAG_SECONDS = float(
@@ -252,7 +256,7 @@ BC_SELFCHECK_REQUIRE_STANDBY = env_bool("BC_SELFCHECK_REQUIRE_STANDBY", True)
 
 # Degraded mode while the database is unreachable (bcservice/degraded.py): where last-known
 # copies of status reads are kept, how old one may be, how often the database is retried.
-BC_SNAPSHOT_DIR = Path(os.environ.get("BC_SNAPSHOT_DIR", BASE_DIR / "var" / "snapshots"))
+BC_SNAPSHOT_DIR = Path(os.environ.get("BC_SNAPSHOT_DIR", BC_VAR_DIR / "snapshots"))
 BC_DEGRADED_SNAPSHOT_MAX_AGE = float(os.environ.get("BC_DEGRADED_SNAPSHOT_MAX_AGE", "86400"))
 BC_DEGRADED_RECHECK_SECONDS = float(os.environ.get("BC_DEGRADED_RECHECK_SECONDS", "5"))
 BC_DEGRADED_PROBE_TIMEOUT = int(os.environ.get("BC_DEGRADED_PROBE_TIMEOUT", "3"))

@@ -7,7 +7,11 @@ Tests that need real concurrency or database triggers use ``transactional_db`` a
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +23,28 @@ from bcservice.services import user_set_roles
 
 _counter = itertools.count(1)
 
+# Everything the service writes under var/ by default (signing key, exported checkpoints,
+# snapshots, SQLite file) goes to a directory of this run, also from the web servers, workers
+# and commands the tests start: they inherit the environment. Left in the checkout's var/, a
+# test's checkpoint ("seq 54 was signed") made the demo started afterwards report its own chain
+# as cut off.
+_OWN_VAR_DIR = "BC_VAR_DIR" not in os.environ
+_TEST_VAR_DIR = Path(os.environ.setdefault("BC_VAR_DIR", tempfile.mkdtemp(prefix="bc-test-var-")))
+
 
 def pytest_configure(config: Any) -> None:
     from django.conf import settings
 
+    # The settings were loaded before this file; this process follows the same directory.
+    settings.BC_VAR_DIR = _TEST_VAR_DIR
+
     # Password hashing at production strength costs ~0.5 s per user; tests make hundreds.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_unconfigure(config: Any) -> None:
+    if _OWN_VAR_DIR:
+        shutil.rmtree(_TEST_VAR_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:

@@ -101,8 +101,8 @@ def test_checkpoint_rows_are_append_only(append, signing_keys):
 
 @pytest.mark.django_db
 def test_demo_key_is_created_on_first_run(settings, tmp_path, append):
-    # No key configured at all (the demo): the job makes one in var/.
-    settings.BASE_DIR = tmp_path
+    # No key configured at all (the demo): the job makes one in var/ (BC_VAR_DIR).
+    settings.BC_VAR_DIR = tmp_path / "var"
     settings.BC_AUDIT_SIGNING_KEY_FILE = None
     settings.BC_AUDIT_PUBLIC_KEY_FILE = None
     append(1)
