@@ -172,3 +172,38 @@ def test_keygen_and_checkpoint_commands(settings, tmp_path, append, capsys):
     append(2)
     call_command("audit_checkpoint")
     assert "checkpoint at seq 2" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_a_job_that_died_between_export_and_record_is_finished_by_the_next_run(
+    append, signing_keys, audit_storage, monkeypatch
+):
+    # The export is outside the database and cannot roll back: a worker killed after writing
+    # the file but before recording it leaves an exported checkpoint the table does not know.
+    from audit.verification import verify_all
+
+    append(4)
+    real_create = AuditCheckpoint.objects.create
+
+    def die(**kwargs):
+        raise DatabaseError("worker lost its connection")
+
+    monkeypatch.setattr(AuditCheckpoint.objects, "create", die)
+    with pytest.raises(DatabaseError):
+        checkpoint_create()
+    [path] = _files(audit_storage)
+    exported = parse_checkpoint(path.read_bytes())
+    assert not AuditCheckpoint.objects.exists()
+
+    # Until the retry, the chain still verifies against the orphaned export.
+    report = verify_all()
+    assert report.ok, report.as_dict()
+    assert (report.checkpoints.found, report.checkpoints.latest_seq) == (1, 4)
+
+    # The retry signs anew, finds its earlier export, keeps that document and records it.
+    monkeypatch.setattr(AuditCheckpoint.objects, "create", real_create)
+    outcome = checkpoint_create()
+    assert outcome.created and outcome.seq == 4
+    assert AuditCheckpoint.objects.get(seq=4).document() == exported
+    assert _files(audit_storage) == [path]
+    assert verify_all().ok
