@@ -29,7 +29,7 @@ def _int(name: str, default: int) -> int:
 
 
 def var_dir() -> Path:
-    return Path(getattr(settings, "BC_VAR_DIR", None) or Path(settings.BASE_DIR) / "var")
+    return Path(settings.BC_VAR_DIR)
 
 
 def checkpoint_dir() -> Path:

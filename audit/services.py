@@ -22,6 +22,7 @@ from audit import conf
 from audit.chain import GENESIS_HASH, ROW_FIELDS, event_hash, format_time, hash_template
 from audit.models import AuditEvent
 from audit.snapshot import clean_text, json_safe
+from audit.tasks import enqueue_checkpoint  # light: the signing code loads inside the job
 from bcservice import request_context
 
 # An arbitrary but fixed key for pg_advisory_xact_lock; only audit appends take it.
@@ -32,12 +33,6 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     if actor is None or not getattr(actor, "is_authenticated", False):
         return None, str(actor) if isinstance(actor, str) else ""
     return actor.pk, actor.get_username()
-
-
-def _lock_and_read_head() -> tuple[int, str]:
-    """Read the head (next sequence number, previous hash) under SQLite's single writer."""
-    row = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    return (row[0] + 1, row[1]) if row else (1, GENESIS_HASH)
 
 
 _COLUMNS = ROW_FIELDS
@@ -80,13 +75,20 @@ def _append_postgresql(fields: dict[str, Any]) -> tuple[int, Any, str, str]:
 
 def _append_sqlite(fields: dict[str, Any]) -> tuple[int, Any, str, str]:
     """Link in Python and INSERT; the transaction already holds SQLite's write lock."""
-    seq, prev_hash = _lock_and_read_head()
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     # Microsecond precision is what every supported database keeps.
     at = timezone.now()
     digest = event_hash({**fields, "seq": seq, "at": format_time(at), "prev_hash": prev_hash})
-    values = {**fields, "seq": seq, "at": connection.ops.adapt_datetimefield_value(at)}
-    values.update(prev_hash=prev_hash, hash=digest, before=_json(fields["before"]))
-    values["after"] = _json(fields["after"])
+    values = {
+        **fields,
+        "seq": seq,
+        "at": connection.ops.adapt_datetimefield_value(at),
+        "prev_hash": prev_hash,
+        "hash": digest,
+        "before": _json(fields["before"]),
+        "after": _json(fields["after"]),
+    }
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, [values[name] for name in _COLUMNS])
     return seq, at, prev_hash, digest
@@ -145,13 +147,5 @@ def record(
     every = conf.checkpoint_every()
     if every and seq % every == 0:
         # After commit: a rolled-back append must not be checkpointed (and is not in the chain).
-        transaction.on_commit(_enqueue_checkpoint)
+        transaction.on_commit(enqueue_checkpoint)
     return event
-
-
-def _enqueue_checkpoint() -> None:
-    # Called after the commit, not in record(), so that whatever the enqueue costs (the broker's
-    # INSERT, and a process's first use of the queue) is never paid while holding the append lock.
-    from audit.tasks import enqueue_checkpoint
-
-    enqueue_checkpoint()

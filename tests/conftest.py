@@ -142,3 +142,21 @@ def make_resource(sites) -> Callable[..., Any]:
         return resource
 
     return make
+
+
+@pytest.fixture
+def approve(make_user) -> Callable[[Any], Any]:
+    """Approve a request with an IT and a business approver (enough for every default policy)."""
+    from approvals import services as approvals
+
+    def do(request: Any) -> Any:
+        for role in ("approver_it", "approver_business"):
+            request.refresh_from_db()
+            if request.state == "approved":
+                break
+            approvals.request_approve(request, actor=make_user(role), comment="ok")
+        request.refresh_from_db()
+        assert request.state == "approved", request.state
+        return request
+
+    return do

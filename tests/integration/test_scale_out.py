@@ -203,7 +203,7 @@ def test_two_workers_share_collection_without_collecting_a_resource_twice_at_onc
         assert "'connectors.tasks.run_sweep'" in log, f"worker {n} took no sweep:\n{log[-2000:]}"
 
 
-def _approved(make_user: Any, resource: Any, target_site: Any) -> tuple[Any, Any]:
+def _approved(make_user: Any, approve: Any, resource: Any, target_site: Any) -> tuple[Any, Any]:
     """A switchover request approved by IT and business, and the operator who asked."""
     from django.apps import apps
 
@@ -222,14 +222,7 @@ def _approved(make_user: Any, resource: Any, target_site: Any) -> tuple[Any, Any
         resource=resource,
         change_ticket="CHG0009009",
     )
-    for role in ("approver_it", "approver_business"):
-        request.refresh_from_db()
-        if request.state == "approved":
-            break
-        approvals.request_approve(request, actor=make_user(role), comment="ok")
-    request.refresh_from_db()
-    assert request.state == "approved", request.state
-    return operator, request
+    return operator, approve(request)
 
 
 def _wait_for(check: Any, seconds: float, what: str) -> None:
@@ -252,7 +245,7 @@ def _claims_waiting() -> int:
 
 
 def test_an_execution_delivered_to_both_workers_runs_exactly_once(
-    redis_url, tmp_path, make_resource, make_user, sites, settings, monkeypatch
+    redis_url, tmp_path, make_resource, make_user, approve, sites, settings, monkeypatch
 ):
     """Both deliveries reach the claim at the same moment: a session of the test holds the
     execution's row lock while the two are delivered, and lets go once both workers wait on it."""
@@ -283,7 +276,7 @@ def test_an_execution_delivered_to_both_workers_runs_exactly_once(
         secret_ref="lab/snowflake",
         timeout_seconds=3,
     )
-    operator, request = _approved(make_user, resource, sites["west"])
+    operator, request = _approved(make_user, approve, resource, sites["west"])
     func = "executions.tasks.run_execution"
 
     holder = psycopg.connect(_db_url())

@@ -24,7 +24,6 @@ from inventory.models import Resource, ResourceStatus, Site
 # The policies the approvals migration ships, the scripted connector and approved requests.
 from tests.approvals.conftest import default_policies  # noqa: F401
 from tests.executions.conftest import (  # noqa: F401
-    approve,
     approved_request,
     operator,
     script,

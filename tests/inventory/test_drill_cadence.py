@@ -20,7 +20,6 @@ from inventory.models import Resource, ResourceStatus
 
 # The scripted connector and approved-request fixtures of the runner tests.
 from tests.executions.conftest import (  # noqa: F401
-    approve,
     approved_request,
     operator,
     script,
