@@ -55,7 +55,9 @@ def mssql_resource(mssql_lab: dict[str, Any], make_resource: Callable[..., Any])
 
 
 @pytest.fixture
-def approved(make_user: Callable[..., Any], sites: dict[str, Any]) -> Callable[..., Any]:
+def approved(
+    make_user: Callable[..., Any], approve: Callable[[Any], Any], sites: dict[str, Any]
+) -> Callable[..., Any]:
     """``approved(resource, kind, target_site)``: created by an operator, approved by an IT and a
     business approver. Returns (request, operator)."""
     from approvals import services as approvals
@@ -70,13 +72,7 @@ def approved(make_user: Callable[..., Any], sites: dict[str, Any]) -> Callable[.
             resource=resource,
             change_ticket="CHG7654321",
         )
-        for role in ("approver_it", "approver_business"):
-            request.refresh_from_db()
-            if request.state == "approved":
-                break
-            approvals.request_approve(request, actor=make_user(role), comment="ok")
-        request.refresh_from_db()
-        assert request.state == "approved", request.state
+        approve(request)
         return request, operator
 
     return make

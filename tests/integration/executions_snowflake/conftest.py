@@ -50,7 +50,7 @@ def snowflake_lab(tmp_path, settings, monkeypatch) -> dict[str, Any]:
 
 
 @pytest.fixture
-def approved(make_user, sites) -> Callable[..., Any]:
+def approved(make_user, approve, sites) -> Callable[..., Any]:
     """``approved(resource, kind, target_site)``: a request approved by IT and business."""
     from approvals import services as approvals
 
@@ -65,13 +65,7 @@ def approved(make_user, sites) -> Callable[..., Any]:
             resource=resource,
             change_ticket="CHG0004321",
         )
-        for role in ("approver_it", "approver_business"):
-            request.refresh_from_db()
-            if request.state == "approved":
-                break
-            approvals.request_approve(request, actor=make_user(role), comment="ok")
-        request.refresh_from_db()
-        assert request.state == "approved", request.state
+        approve(request)
         request.operator = operator
         return request
 
